@@ -1,0 +1,3 @@
+from editsweep.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""`editsweep bench NAME`: the shipped benchmarks, each printed as a ratio against its anchor.
+
+Each benchmark lives beside the code it measures and exposes `add_arguments(parser)` and
+`run(args) -> int`; this module only routes to them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+BENCHMARKS = {
+    "sandbox": "editsweep.sandbox.bench",
+}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="run a shipped benchmark")
+    names = parser.add_subparsers(dest="bench", metavar="NAME", required=True)
+    for name, module_name in BENCHMARKS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # that benchmark is not part of this checkout yet
+                continue
+            raise
+        sub = names.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        module.add_arguments(sub)
+        sub.set_defaults(func=module.run)

@@ -1,0 +1,1 @@
+"""Scoring: per-sample status, pass@k at three levels, API adoption and the error taxonomy."""
