@@ -375,8 +375,15 @@ _CYCLE = object()  # sentinel: inferring this name needs its own type
 class _Resolver:
     """Resolve expressions to qualified names (``re.search``, ``builtins.sorted``) and static types."""
 
-    def __init__(self, scopes: dict[ast.AST, _Scope], module_roots: set[str], star_candidates: set[str]):
+    def __init__(
+        self,
+        scopes: dict[ast.AST, _Scope],
+        module_roots: set[str],
+        star_candidates: set[str],
+        extra_builtins: Iterable[str] = (),
+    ):
         self.scopes = scopes
+        self.extra_builtins = frozenset(extra_builtins)  # names installed as builtins (my_re_search)
         self.module_roots = module_roots  # roots of the module APIs asked for ("re", "os")
         self.star_candidates = star_candidates  # module API qualnames a star import may provide
         self._busy: set[tuple[int, str]] = set()
@@ -441,7 +448,7 @@ class _Resolver:
                     return f"{module}.{name}"
             if name == "__builtins__":
                 return "builtins"
-            if name in _BUILTIN_NAMES:
+            if name in _BUILTIN_NAMES or name in self.extra_builtins:
                 return f"builtins.{name}"
             if name in self.module_roots:
                 return name
@@ -609,6 +616,7 @@ class _UseFinder(ast.NodeVisitor):
             self.scopes,
             module_roots={r.owner.split(".")[0] for r in module_refs},
             star_candidates={r.qualname for r in module_refs},
+            extra_builtins=self.plain_names,
         )
         self.uses: dict[str, set[tuple[int, int]]] = {}
         self.scope: _Scope = self.scopes[tree]
@@ -776,8 +784,9 @@ def find_api_uses(source: str | ast.AST, apis: Iterable[str]) -> dict[str, list[
 def uses_name(source: str | ast.AST, name: str) -> list[tuple[int, int]]:
     """Every use of the plain name ``name`` (a new API installed as a builtin, ``my_re_search``).
 
-    Counts loads of the name (calls and bare references), ``builtins.name`` and
-    ``getattr(builtins, "name")``. It does *not* exclude uses that a local definition shadows:
+    Counts loads of the name (calls and bare references), ``builtins.name``,
+    ``getattr(builtins, "name")`` and loads of a local alias (``g = my_re_search; g(x)``
+    counts both lines). It does *not* exclude uses that a local definition shadows:
     a program that calls ``my_re_search`` chose the new API's name, whether or not it also
     defines a function of that name, and the adoption class is about that choice (the tests
     then decide whether the result is correct). Definitions themselves are not uses.

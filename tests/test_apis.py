@@ -308,6 +308,12 @@ def test_uses_name_counts_calls_and_references():
     assert uses_name(source, "my_re_search") == [(1, 4), (2, 4), (4, 0)]
 
 
+def test_uses_name_follows_a_local_alias():
+    source = "def f(s):\n    g = my_re_search\n    return g('a', s)\n"
+    assert uses_name(source, "my_re_search") == [(2, 8), (3, 11)]
+    assert uses_name("def f(g):\n    return g('a')\n", "my_re_search") == []
+
+
 def test_uses_name_ignores_definitions_but_counts_calls_of_them():
     assert uses_name("def my_sorted(x):\n    return x", "my_sorted") == []
     assert uses_name("def my_sorted(x):\n    return x\nmy_sorted([1])", "my_sorted") == [(3, 0)]
