@@ -38,7 +38,9 @@ import ast
 import builtins
 import io
 import keyword
+import sys
 import tokenize
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -758,6 +760,18 @@ _STDLIB_SUBMODULES = frozenset(
 )
 
 
+@contextmanager
+def _deep_recursion(limit: int = 50_000) -> Iterator[None]:
+    """Let the recursive walk follow any tree ``ast.parse`` accepted (a degenerate completion such
+    as ``'a' + 'a' + …`` a thousand times nests deeper than the default limit of 1000)."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
 def _as_tree(source: str | ast.AST) -> ast.Module:
     if isinstance(source, ast.Module):
         return source
@@ -766,7 +780,10 @@ def _as_tree(source: str | ast.AST) -> ast.Module:
         return ast.Module(body=body, type_ignores=[])
     if not isinstance(source, str):
         raise TypeError(f"source must be a str or an ast.AST, got {type(source).__name__}")
-    return ast.parse(source)
+    try:
+        return ast.parse(source)
+    except RecursionError:  # CPython's compiler refuses it too, so for us it does not parse
+        raise SyntaxError("source is nested too deeply to parse") from None
 
 
 def find_api_uses(source: str | ast.AST, apis: Iterable[str]) -> dict[str, list[tuple[int, int]]]:
@@ -778,7 +795,9 @@ def find_api_uses(source: str | ast.AST, apis: Iterable[str]) -> dict[str, list[
     refs = list({ref.qualname: ref for ref in (parse_api(a) for a in apis)}.values())
     if not refs:
         return {}
-    return _UseFinder(_as_tree(source), refs).run()
+    tree = _as_tree(source)
+    with _deep_recursion():
+        return _UseFinder(tree, refs).run()
 
 
 def uses_name(source: str | ast.AST, name: str) -> list[tuple[int, int]]:
@@ -800,8 +819,8 @@ def uses_name(source: str | ast.AST, name: str) -> list[tuple[int, int]]:
         tree = _as_tree(source)
     except SyntaxError:
         return _token_uses(source, name) if isinstance(source, str) else []
-    finder = _UseFinder(tree, [], plain_names=[name])
-    return finder.run().get(name, [])
+    with _deep_recursion():
+        return _UseFinder(tree, [], plain_names=[name]).run().get(name, [])
 
 
 def _token_uses(source: str, name: str) -> list[tuple[int, int]]:

@@ -148,6 +148,18 @@ def test_syntax_error_raises():
         find_api_uses("def f(:\n", ["re.search"])
 
 
+def test_deeply_nested_source_is_walked():
+    source = "x = " + " + ".join(["'a'"] * 1500) + "\nx.join(y)\n"  # deeper than the default recursion limit
+    assert find_api_uses(source, ["str.join"]) == {"str.join": [(2, 0)]}
+    assert uses_name(source + "my_f(x)\n", "my_f") == [(3, 0)]
+
+
+def test_too_deep_to_parse_is_a_syntax_error():
+    source = "x = " + " + ".join(["1"] * 100_000) + "\n"
+    with pytest.raises(SyntaxError):
+        find_api_uses(source, ["sorted"])
+
+
 def test_accepts_an_ast():
     tree = ast.parse("import re\nre.search('a', 'b')")
     assert find_api_uses(tree, ["re.search"]) == {"re.search": [(2, 0)]}

@@ -16,6 +16,7 @@ from editsweep.scoring import (
     partial_credit,
     pass_at_k,
     pass_at_k_ci,
+    problem_counts,
     sample_levels,
     summarize,
 )
@@ -202,3 +203,12 @@ def test_summarize_only_harness_errors():
 def test_summarize_rejects_bad_rows(rows, match):
     with pytest.raises(ValueError, match=match):
         summarize(rows)
+
+
+def test_problem_counts_feed_the_bootstrap():
+    assert sorted(problem_counts(HAND_BUILT, "full")) == [(2, 2), (4, 2), (5, 0)]
+    assert sorted(problem_counts(HAND_BUILT, "compile")) == [(2, 2), (4, 3), (5, 4)]
+    low, high = pass_at_k_ci(problem_counts(HAND_BUILT, "full"), 1, seed=3)
+    assert 0.0 <= low <= summarize(HAND_BUILT)["full@1"] <= high <= 1.0
+    with pytest.raises(ValueError, match="'best'"):
+        problem_counts(HAND_BUILT, "best")

@@ -10,7 +10,8 @@ All functions here are pure (no I/O). Public surface:
   (``adoption.py``).
 - ``error_class(result, program, *, removed_apis, new_apis)``, ``drop_split(baseline, edited, k)``
   (``taxonomy.py``).
-- ``summarize(samples, ks=(1, 3, 5))``, ``metric_keys(ks)`` (``summary.py``).
+- ``summarize(samples, ks=(1, 3, 5))``, ``metric_keys(ks)``, ``problem_counts(samples, level)``
+  (``summary.py``; ``pass_at_k_ci(problem_counts(samples, "full"), 5)`` gives the CI of full@5).
 
 Metric keys of ``summarize`` (one evaluation point; harness errors excluded except where said):
 
@@ -44,12 +45,12 @@ from editsweep.scoring.adoption import ADOPTION_CLASSES, API_ADOPTION_CLASSES, S
 from editsweep.scoring.levels import LEVELS, is_valid, partial_credit, sample_levels
 from editsweep.scoring.passk import bootstrap_ci, mean_pass_at_k, pass_at_k, pass_at_k_ci
 from editsweep.scoring.status import COMPILED_STATUSES, EXCLUDED_STATUSES, Status
-from editsweep.scoring.summary import DEFAULT_KS, metric_keys, summarize
+from editsweep.scoring.summary import DEFAULT_KS, metric_keys, problem_counts, summarize
 from editsweep.scoring.taxonomy import ERROR_CLASSES, drop_split, error_class
 
 __all__ = [
     "ADOPTION_CLASSES", "API_ADOPTION_CLASSES", "COMPILED_STATUSES", "DEFAULT_KS", "ERROR_CLASSES",
     "EXCLUDED_STATUSES", "LEVELS", "SPECIFICITY_CLASSES", "Status", "adoption_class", "bootstrap_ci",
     "drop_split", "error_class", "is_valid", "mean_pass_at_k", "metric_keys", "partial_credit",
-    "pass_at_k", "pass_at_k_ci", "sample_levels", "summarize",
+    "pass_at_k", "pass_at_k_ci", "problem_counts", "sample_levels", "summarize",
 ]

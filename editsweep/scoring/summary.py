@@ -56,6 +56,17 @@ def summarize(samples: Iterable[Mapping[str, Any]], ks: Sequence[int] = DEFAULT_
     return {key: metrics[key] for key in metric_keys(ks)}
 
 
+def problem_counts(samples: Iterable[Mapping[str, Any]], level: str) -> list[tuple[int, int]]:
+    """``(n valid samples, n at the level)`` per problem, for :func:`pass_at_k_ci` and friends."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r} (expected one of {', '.join(LEVELS)})")
+    by_problem: dict[str, list[bool]] = defaultdict(list)
+    for row in _validated(samples):
+        if is_valid(row):
+            by_problem[str(row["problem_id"])].append(sample_levels(row)[level])
+    return [(len(flags), sum(flags)) for flags in by_problem.values()]
+
+
 def _validated(samples: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     rows = list(samples)
     seen: set[tuple[str, Any]] = set()
