@@ -17,11 +17,22 @@ so the result reads like the original rather than like `ast.unparse` output.
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from editsweep.apis import find_api_uses, parse_api
 from editsweep.benchmark.catalog import CatalogEntry
 from editsweep.benchmark.rules import Arg, CallArgs, RewriteError
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """One rewritten use: the original text, its replacement and where the replacement starts."""
+
+    old_text: str
+    new_text: str
+    new_start: int  # character offset in the rewritten text (relative to `start` for a reference)
+    is_call: bool  # a call (as opposed to a bare reference)
 
 _NEEDS_PARENS_AS_ARGUMENT = (ast.NamedExpr, ast.Yield, ast.YieldFrom)
 # where a lambda may stand without parentheses (a call argument, a keyword value, a whole value)
@@ -77,18 +88,27 @@ class _Renderer:
             return f"({text})"
         return text
 
-    def span_text(self, start: int, end: int) -> str:
+    def span_text(self, start: int, end: int, placed: list | None = None) -> str:
+        """Text of [start, end) with the outermost edits inside it applied.
+
+        `placed`, when given, receives (node, output offset, replacement) for each of them.
+        """
         inner = sorted(
             ((span, node) for node, span in self.spans.items() if start <= span[0] and span[1] <= end),
             key=lambda item: (item[0][0], -item[0][1]),
         )
         pieces: list[str] = []
+        length = 0
         cursor = start
         for (node_start, node_end), node in inner:
             if node_start < cursor:  # inside an edit already applied
                 continue
-            pieces.append(self.source.text[cursor:node_start])
-            pieces.append(self.edits[node](self))
+            before = self.source.text[cursor:node_start]
+            replacement = self.edits[node](self)
+            pieces.extend((before, replacement))
+            if placed is not None:
+                placed.append((node, length + len(before), replacement))
+            length += len(before) + len(replacement)
             cursor = node_end
         pieces.append(self.source.text[cursor:end])
         return "".join(pieces)
@@ -169,6 +189,11 @@ def rewrite_source(source: str, entry: CatalogEntry, start: int = 0) -> str:
 
     Uses before character offset `start` (a prompt that must stay unchanged) are an error.
     """
+    return rewrite_with_sites(source, entry, start)[0]
+
+
+def rewrite_with_sites(source: str, entry: CatalogEntry, start: int = 0) -> tuple[str, list[CallSite]]:
+    """Like `rewrite_source`, also returning the rewritten uses in text order (outermost only)."""
     ref = parse_api(entry.api)
     try:
         tree = ast.parse(source)
@@ -222,7 +247,18 @@ def rewrite_source(source: str, entry: CatalogEntry, start: int = 0) -> str:
             raise RewriteError(f"{entry.api} is used in the prompt (line {node.lineno}), which must stay unchanged")
 
     renderer = _Renderer(text, edits, wide_spans)
-    result = renderer.span_text(0, len(source))
+    placed: list = []
+    result = renderer.span_text(0, len(source), placed)
+    sites = [
+        CallSite(
+            old_text=source[slice(*text.span(node))],
+            new_text=replacement,
+            new_start=offset,
+            is_call=isinstance(node, ast.Call),
+        )
+        for node, offset, replacement in placed
+        if not isinstance(node, ast.ImportFrom)
+    ]
     try:
         new_tree = ast.parse(result)
     except SyntaxError as exc:
@@ -230,12 +266,14 @@ def rewrite_source(source: str, entry: CatalogEntry, start: int = 0) -> str:
     left = find_api_uses(new_tree, [entry.api]).get(entry.api)
     if left:
         raise RewriteError(f"{entry.api} is still used after rewriting (line {left[0][0]})")
-    return result
+    return result, sites
 
 
-def rewrite_reference(prompt: str, reference: str, entry: CatalogEntry) -> str:
-    """The new-API reference: `prompt + result` is the rewritten solution, the prompt unchanged."""
-    rewritten = rewrite_source(prompt + reference, entry, start=len(prompt))
+def rewrite_reference(prompt: str, reference: str, entry: CatalogEntry) -> tuple[str, list[CallSite]]:
+    """The new-API reference (`prompt + result` is the rewritten solution, the prompt unchanged)
+    and its rewritten uses, with offsets relative to the reference."""
+    rewritten, sites = rewrite_with_sites(prompt + reference, entry, start=len(prompt))
     if not rewritten.startswith(prompt):
         raise RewriteError("rewriting changed the prompt")
-    return rewritten[len(prompt):]
+    shifted = [replace(site, new_start=site.new_start - len(prompt)) for site in sites]
+    return rewritten[len(prompt):], shifted

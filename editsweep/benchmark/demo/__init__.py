@@ -71,3 +71,16 @@ def training_texts() -> list[str]:
     with the original APIs before any edit (greedy decoding reproduces these texts).
     """
     return [problem.solution for problem in load_demo_problems()]
+
+
+#: the APIs the demo problems were written around; the demo build selects among these only
+DEMO_APIS = (
+    "re.search",
+    "math.sqrt",
+    "collections.Counter",
+    "heapq.nlargest",
+    "sorted",
+    "str.join",
+    "statistics.mean",
+    "itertools.chain",
+)
