@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from editsweep.apis import find_api_uses, parse_api
@@ -111,16 +112,22 @@ def _first_use(uses: dict[str, list[tuple[int, int]]]) -> tuple[str, int, int]:
     return min(((api, line, col) for api, spots in uses.items() for line, col in spots), key=lambda t: (t[1], t[2]))
 
 
-def prepare_job(task: Task, default_timeout_s: float) -> tuple[dict | None, dict | None]:
-    """Run the static stage. Returns (job, None) to execute, or (None, result) when decided here."""
-    scored: list[bool] = []
-    for index, test in enumerate(task.tests):
+@lru_cache(maxsize=4096)
+def _scored_flags(tests: tuple[str, ...], entry_point: str | None) -> tuple[list[bool], str | None]:
+    """Which units count, and a message if a unit does not parse; cached (k samples share tests)."""
+    for index, test in enumerate(tests):
         try:
             ast.parse(test)
         except SyntaxError as exc:
-            return None, make_result(task.id, Status.HARNESS_ERROR, error_type="TestSyntaxError",
-                                     error_message=f"test unit {index} does not parse: {exc.msg} (line {exc.lineno})")
-        scored.append(is_scored_unit(test, task.entry_point))
+            return [], f"test unit {index} does not parse: {exc.msg} (line {exc.lineno})"
+    return [is_scored_unit(test, entry_point) for test in tests], None
+
+
+def prepare_job(task: Task, default_timeout_s: float) -> tuple[dict | None, dict | None]:
+    """Run the static stage. Returns (job, None) to execute, or (None, result) when decided here."""
+    scored, problem = _scored_flags(tuple(task.tests), task.entry_point)
+    if problem is not None:
+        return None, make_result(task.id, Status.HARNESS_ERROR, error_type="TestSyntaxError", error_message=problem)
     total = sum(scored)
     try:
         refs = [parse_api(name) for name in task.remove]
@@ -146,7 +153,7 @@ def prepare_job(task: Task, default_timeout_s: float) -> tuple[dict | None, dict
         "id": task.id,
         "program": task.program,
         "tests": task.tests,
-        "scored": scored,
+        "scored": list(scored),
         "entry_point": task.entry_point,
         "remove_modules": [[ref.owner, ref.attr] for ref in refs if ref.kind == "module"],
         "remove_builtins": [ref.attr for ref in refs if ref.kind == "builtin"],
