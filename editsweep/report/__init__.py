@@ -1,0 +1,122 @@
+"""`editsweep report SWEEP_DIR [--out DIR]`: paper-style tables and plots from the cell stores alone.
+
+Reads `<sweep_dir>/<cell>/` (cell.json, samples.jsonl, progress.json, result.json, error.txt; see
+docs/architecture.md "Cell store") and writes `report.md`, `tables/*.csv` and `figures/*.png`,
+organised by the study's four questions. A sweep still running can be reported: only committed
+steps count, and cells that are running, failed or missing are marked as such everywhere.
+
+Modules: `cells` (find cells, their state, the missing ones), `aggregate` (stream samples into
+per-unit counts), `tables` (the numbers of each table), `figures`, `markdown`, `formatting`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: columns of each CSV under tables/ (see editsweep.report.tables for their meaning)
+def _csv_columns() -> dict[str, list[str]]:
+    from editsweep.report.tables import (
+        ADOPTION_COLUMNS, DELTA_KEYS, DROP_COLUMNS, ERROR_COLUMNS, KEY_COLUMNS, PASS_KEYS, RQ1_METRICS)
+
+    keys = list(KEY_COLUMNS)
+    return {
+        "rq1_instant": keys + ["n_units", "n_samples", *RQ1_METRICS, *DELTA_KEYS, "n_matched_units", "baseline_cell"],
+        "rq2_sequential": keys + ["step", "n_edits", "n_units", "n_samples", *RQ1_METRICS,
+                                  *(f"baseline/{m}" for m in PASS_KEYS), *DELTA_KEYS, "baseline_cell"],
+        "rq3_adoption": keys + ["evaluation", *ADOPTION_COLUMNS],
+        "rq4_errors": keys + ["evaluation", *ERROR_COLUMNS],
+        "rq4_drop_split": keys + ["evaluation", *DROP_COLUMNS],
+        "cells": ["model", "method", "regime", "subset", "data", "seed", "state", "cell_id", "path",
+                  "edit_steps", "last_committed_step", "n_samples", "uncommitted_samples", "error"],
+    }
+
+
+def _cell_rows(analysis) -> list[dict]:
+    rows = []
+    for cell in analysis.sweep.cells:
+        data = analysis.cell_data(cell)
+        rows.append({"model": cell.key.model, "method": cell.key.method, "regime": cell.key.regime,
+                     "subset": cell.key.subset, "data": cell.key.data, "seed": cell.key.seed, "state": cell.state,
+                     "cell_id": cell.cell_id, "path": str(cell.path or ""), "edit_steps": cell.edit_steps,
+                     "last_committed_step": data.last_committed,
+                     "n_samples": sum(u.n for units in data.units.values() for u in units.values()),
+                     "uncommitted_samples": data.uncommitted, "error": cell.error_summary})
+    return rows
+
+
+def build_report(sweep_dir: Path, out_dir: Path | None = None, figures: bool = True) -> Path:
+    """Write report.md, tables/*.csv and figures/*.png for a sweep; returns the path of report.md."""
+    from tqdm import tqdm
+
+    from editsweep.report import figures as plots
+    from editsweep.report import markdown, tables
+    from editsweep.report.cells import discover
+    from editsweep.report.formatting import write_csv
+
+    started = time.monotonic()
+    sweep_dir = Path(sweep_dir)
+    out_dir = Path(out_dir) if out_dir is not None else sweep_dir / "report"
+    sweep = discover(sweep_dir)
+    analysis = tables.Analysis.load(
+        sweep, progress=lambda cells: tqdm(cells, desc="reading cell stores", unit="cell", leave=False))
+    log.info("read %d cell stores in %.1f s", len(sweep.present()), time.monotonic() - started)
+    results = {
+        "rq1_instant": tables.rq1_rows(analysis),
+        "rq2_sequential": tables.rq2_rows(analysis),
+        "rq3_adoption": tables.rq3_rows(analysis),
+        "rq4_errors": tables.rq4_error_rows(analysis),
+        "rq4_drop_split": tables.rq4_drop_rows(analysis),
+    }
+    columns = _csv_columns()
+    for name, rows in {**results, "cells": _cell_rows(analysis)}.items():
+        write_csv(out_dir / "tables" / f"{name}.csv", rows, columns[name])
+
+    drawn: dict[str, list[Path]] = {"rq1": [], "rq2": [], "rq3": [], "rq4": []}
+    if figures:
+        fig_dir = out_dir / "figures"
+        for model in sorted({c.key.model for c in sweep.cells}):
+            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model)
+            if any(r["model"] == model for r in results["rq1_instant"]):
+                drawn["rq1"].append(plots.rq1_figure(results["rq1_instant"], model, fig_dir / f"rq1_instant_{safe}.png"))
+            if any(r["model"] == model and r["method"] != "none" for r in results["rq2_sequential"]):
+                drawn["rq2"].append(plots.rq2_figure(results["rq2_sequential"], model,
+                                                     fig_dir / f"rq2_sequential_{safe}.png"))
+            if any(r["model"] == model for r in results["rq3_adoption"]):
+                drawn["rq3"].append(plots.rq3_figure(results["rq3_adoption"], model, fig_dir / f"rq3_adoption_{safe}.png"))
+            if any(r["model"] == model for r in results["rq4_errors"]):
+                drawn["rq4"].append(plots.rq4_figure(results["rq4_errors"], results["rq4_drop_split"], model,
+                                                     fig_dir / f"rq4_failures_{safe}.png"))
+    report = out_dir / "report.md"
+    report.write_text(markdown.render(analysis, results, drawn, out_dir))
+    counts = sweep.counts()
+    log.info("report written to %s in %.1f s (%s)", report, time.monotonic() - started,
+             ", ".join(f"{n} {state}" for state, n in counts.items()))
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    from editsweep.report.cells import ReportInputError
+
+    try:
+        report = build_report(args.sweep_dir, args.out, figures=not args.no_figures)
+    except ReportInputError as exc:
+        log.error("%s", exc)
+        return 2
+    print(report)
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report", help="tables and plots of a sweep from its cell stores",
+        description=(__doc__ or "").strip().splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR", help="the sweep directory (one subdirectory per cell)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="where to write report.md, tables/ and figures/ (default: SWEEP_DIR/report)")
+    parser.add_argument("--no-figures", action="store_true", help="tables and report.md only (faster)")
+    parser.set_defaults(func=run)

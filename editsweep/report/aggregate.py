@@ -1,0 +1,249 @@
+"""Stream a cell's samples.jsonl once into small per-unit counts that every table is computed from.
+
+A unit is one evaluation of one problem: `(step, problem_id)`. pass@k is the mean over units of the
+unbiased per-unit estimate (editsweep.scoring), which for one step is exactly `scoring.summarize`; in
+the instant regime the units of all steps are pooled (each API's problems are evaluated once, under
+that API's edit). Only counts are kept, never the completions, so hundreds of thousands of samples
+take seconds and little memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from editsweep.report.cells import Cell, ReportInputError
+from editsweep.scoring import (
+    API_ADOPTION_CLASSES,
+    DEFAULT_KS,
+    ERROR_CLASSES,
+    LEVELS,
+    SPECIFICITY_CLASSES,
+    is_valid,
+    mean_pass_at_k,
+    partial_credit,
+    pass_at_k,
+    sample_levels,
+)
+
+log = logging.getLogger(__name__)
+
+REQUIRED_SAMPLE_FIELDS = ("step", "problem_id", "subset", "status")
+#: the pass@k metric names of a row, in table order: compile@1 … full@5
+PASS_KEYS = tuple(f"{level}@{k}" for level in LEVELS for k in DEFAULT_KS)
+
+
+@dataclass
+class Unit:
+    """Counts of the valid samples of one problem at one evaluation point."""
+
+    n: int = 0
+    compile: int = 0
+    partial: int = 0
+    full: int = 0
+    credit_sum: float = 0.0
+    credit_n: int = 0
+
+    def level_count(self, level: str) -> int:
+        return getattr(self, level)
+
+    def value(self, metric: str) -> float | None:
+        """pass@k of this unit for a metric name like "full@3"; None if it has fewer than k samples."""
+        level, k = metric.split("@")
+        k = int(k)
+        return pass_at_k(self.n, self.level_count(level), k) if self.n >= k else None
+
+
+@dataclass
+class CellData:
+    """What one cell's samples add up to, split by the sample's subset and step."""
+
+    units: dict[str, dict[tuple[int, str], Unit]] = field(default_factory=dict)   # subset -> unit key -> counts
+    n_edits: dict[int, int] = field(default_factory=dict)                       # step -> edits applied
+    adoption: Counter = field(default_factory=Counter)                          # (subset, step, class)
+    errors: Counter = field(default_factory=Counter)                            # (subset, step, class)
+    failing: Counter = field(default_factory=Counter)                           # (subset, step) -> not full
+    harness_errors: Counter = field(default_factory=Counter)                    # (subset, step)
+    last_committed: int | None = None        # progress.json's last_step: later records are uncommitted
+    uncommitted: int = 0                     # samples of a unit not committed yet (left out)
+    n_lines: int = 0
+    duplicates: int = 0
+    truncated_tail: bool = False
+
+    def subsets(self) -> list[str]:
+        return list(self.units)
+
+    def steps(self, subset: str) -> list[int]:
+        return sorted({step for step, _ in self.units.get(subset, {})})
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each line; a last line cut off mid-write is skipped with a warning.
+
+    Any other line that is not a JSON object is an error naming the file and line: the store is
+    append-only and written whole lines at a time, so it means the store is damaged.
+    """
+    with path.open("rb") as handle:
+        previous: tuple[int, bytes] | None = None
+        for number, raw in enumerate(handle, start=1):
+            if previous is not None:
+                yield previous[0], _parse_line(path, *previous)
+            previous = (number, raw) if raw.strip() else None
+        if previous is not None:
+            number, raw = previous
+            if not raw.endswith(b"\n"):
+                try:
+                    yield number, _parse_line(path, number, raw)
+                except ReportInputError:
+                    log.warning("%s:%d: last line is incomplete (a write in progress?); skipped", path, number)
+                    raise _TruncatedTail() from None
+            else:
+                yield number, _parse_line(path, number, raw)
+
+
+class _TruncatedTail(Exception):
+    """Internal: the file ended in a partial line."""
+
+
+def _parse_line(path: Path, number: int, raw: bytes) -> dict:
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportInputError(f"{path}:{number}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ReportInputError(f"{path}:{number}: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+def committed_limit(cell: Cell) -> float | None:
+    """The last committed step (editsweep.store: progress.json is the commit point); records of later
+    steps belong to a unit still being written and are recomputed on resume, so the report leaves them
+    out. None means every record counts (a finished store without progress.json)."""
+    last = cell.progress.get("last_step") if cell.progress else None
+    if last is not None:
+        return int(last)
+    has_progress = cell.path is not None and (cell.path / "progress.json").exists()
+    if cell.state == "done" and not has_progress:
+        return None
+    return float("-inf")  # nothing committed yet
+
+
+def read_cell_data(cell: Cell) -> CellData:
+    """Stream `samples.jsonl` of a present cell into counts (an empty CellData if it has none yet)."""
+    data = CellData()
+    if cell.path is None:
+        return data
+    limit = committed_limit(cell)
+    data.last_committed = None if limit is None or limit == float("-inf") else int(limit)
+    path = cell.path / "samples.jsonl"
+    if not path.exists():
+        return data
+    seen: set[tuple] = set()
+    try:
+        for number, row in iter_jsonl(path):
+            data.n_lines += 1
+            _add_sample(data, row, seen, path, number, limit)
+    except _TruncatedTail:
+        data.truncated_tail = True
+    return data
+
+
+def _add_sample(data: CellData, row: dict, seen: set, path: Path, number: int, limit: float | None) -> None:
+    missing = [name for name in REQUIRED_SAMPLE_FIELDS if row.get(name) is None]
+    if missing:
+        raise ReportInputError(f"{path}:{number}: sample has no {', '.join(missing)}")
+    try:
+        step = int(row["step"])
+    except (TypeError, ValueError):
+        raise ReportInputError(f"{path}:{number}: step {row['step']!r} is not an integer") from None
+    if limit is not None and step > limit:
+        data.uncommitted += 1
+        return
+    problem = str(row["problem_id"])
+    subset = str(row["subset"])
+    identity = (step, problem, row.get("sample"))
+    if row.get("sample") is not None:
+        if identity in seen:  # the store promises none; count it, keep the first
+            data.duplicates += 1
+            return
+        seen.add(identity)
+    try:
+        valid = is_valid(row)
+        levels = sample_levels(row) if valid else None
+        credit = partial_credit(row) if valid else None
+    except ValueError as exc:
+        raise ReportInputError(f"{path}:{number}: {exc}") from None
+    if row.get("n_edits") is not None:
+        data.n_edits.setdefault(step, int(row["n_edits"]))
+    if not valid:
+        data.harness_errors[subset, step] += 1
+        return
+    unit = data.units.setdefault(subset, {}).setdefault((step, problem), Unit())
+    unit.n += 1
+    unit.compile += levels["compile"]
+    unit.partial += levels["partial"]
+    unit.full += levels["full"]
+    if credit is not None:
+        unit.credit_sum += credit
+        unit.credit_n += 1
+    adoption = row.get("adoption")
+    if adoption is not None:
+        if adoption not in API_ADOPTION_CLASSES + SPECIFICITY_CLASSES:
+            raise ReportInputError(f"{path}:{number}: unknown adoption class {adoption!r}")
+        data.adoption[subset, step, adoption] += 1
+    if not levels["full"]:
+        data.failing[subset, step] += 1
+        error = row.get("error_class")
+        if error is not None:
+            if error not in ERROR_CLASSES:
+                raise ReportInputError(f"{path}:{number}: unknown error class {error!r}")
+            data.errors[subset, step, error] += 1
+
+
+# ---- metrics over a selection of units -------------------------------------------------------
+
+def pass_metrics(units: Iterable[Unit]) -> dict[str, float | None]:
+    """compile/partial/full pass@k (scoring.mean_pass_at_k over the units) plus partial credit."""
+    units = list(units)
+    out: dict[str, float | None] = {}
+    for metric in PASS_KEYS:
+        level, k = metric.split("@")
+        out[metric], _ = mean_pass_at_k(((u.n, u.level_count(level)) for u in units), int(k))
+    credits = [u.credit_sum / u.credit_n for u in units if u.credit_n]
+    out["partial_credit"] = sum(credits) / len(credits) if credits else None
+    return out
+
+
+def adoption_shares(counts: Counter, subset: str, steps: set[int] | None) -> dict[str, float | int | None]:
+    """Shares of the API adoption classes and of spurious adoption, as in scoring.summarize."""
+    def total(name: str) -> int:
+        return sum(v for (s, step, c), v in counts.items()
+                   if s == subset and c == name and (steps is None or step in steps))
+
+    api = {name: total(name) for name in API_ADOPTION_CLASSES}
+    spec = {name: total(name) for name in SPECIFICITY_CLASSES}
+    n_api, n_spec = sum(api.values()), sum(spec.values())
+    out: dict[str, float | int | None] = {"n_adoption_samples": n_api}
+    for name, count in api.items():
+        out[f"adoption/{name}"] = count / n_api if n_api else None
+        out[f"count/{name}"] = count
+    out["n_specificity_samples"] = n_spec
+    out["spurious_adoption"] = spec["spurious_adoption"] / n_spec if n_spec else None
+    out["count/spurious_adoption"] = spec["spurious_adoption"]
+    return out
+
+
+def error_counts(data: CellData, subset: str, steps: set[int] | None) -> dict[str, int]:
+    """Failing samples and their taxonomy classes (counts) over the chosen steps."""
+    out = {"n_failing_samples": sum(v for (s, step), v in data.failing.items()
+                                    if s == subset and (steps is None or step in steps))}
+    for name in ERROR_CLASSES:
+        out[f"errors/{name}"] = sum(v for (s, step, c), v in data.errors.items()
+                                    if s == subset and c == name and (steps is None or step in steps))
+    out["n_harness_errors"] = sum(v for (s, step), v in data.harness_errors.items()
+                                  if s == subset and (steps is None or step in steps))
+    return out

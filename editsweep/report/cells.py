@@ -1,0 +1,257 @@
+"""Find the cells of a sweep directory, decide each one's state, and list the ones the grid lacks.
+
+The report never trusts the launcher: a cell's state comes from its own store (docs/architecture.md,
+"Cell store"). `result.json` marks a finished cell even if an earlier attempt left `error.txt`; a cell
+with `error.txt` and no `result.json` failed; anything else with a `cell.json` is in progress (running,
+queued for resume, or interrupted). The expected grid is every model x method x regime x subset
+combination seen among the cells (plus the values of the sweep's `multirun.yaml`, when present), so a
+cell that never started still shows up, as missing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: the concrete subsets; a cell with subset "all" covers the three
+SUBSETS = ("reliability", "generalization", "specificity")
+BASELINE_METHOD = "none"
+#: the files that make a directory look like a cell store even without its cell.json
+STORE_FILES = ("cell.json", "edits.jsonl", "samples.jsonl", "evals.jsonl", "progress.json",
+               "result.json", "error.txt")
+AXES = ("model", "method", "regime", "subset")
+
+DONE, IN_PROGRESS, FAILED, MISSING = "done", "in progress", "failed", "missing"
+STATES = (DONE, IN_PROGRESS, FAILED, MISSING)
+
+
+class ReportInputError(ValueError):
+    """The sweep directory holds something the report cannot read; the message names the file."""
+
+
+@dataclass(frozen=True)
+class CellKey:
+    """Where a cell sits in the grid. `data` and `seed` only separate cells when a sweep varies them."""
+
+    model: str
+    method: str
+    regime: str
+    subset: str
+    data: str = ""
+    seed: str = ""
+
+    def label(self) -> str:
+        parts = [f"model={self.model}", f"method={self.method}", f"regime={self.regime}",
+                 f"subset={self.subset}"]
+        if self.data:
+            parts.append(f"data={self.data}")
+        if self.seed:
+            parts.append(f"seed={self.seed}")
+        return " ".join(parts)
+
+
+@dataclass
+class Cell:
+    """One cell of the grid: a store on disk, or a hole where the grid expects one."""
+
+    key: CellKey
+    state: str
+    path: Path | None = None
+    cell_id: str = ""
+    error_summary: str = ""          # last line of error.txt, for failed cells
+    result: dict = field(default_factory=dict)
+    progress: dict = field(default_factory=dict)
+    edit_steps: int = 0              # lines of edits.jsonl
+
+    @property
+    def subsets(self) -> tuple[str, ...]:
+        return SUBSETS if self.key.subset == "all" else (self.key.subset,)
+
+
+@dataclass
+class Sweep:
+    """Everything the report knows about a sweep directory before reading any sample."""
+
+    root: Path
+    cells: list[Cell]                 # present cells, then missing ones
+    unidentified: list[Path]          # store-like directories without a readable cell.json
+    multirun_axes: dict[str, list[str]]
+    multirun_note: str
+
+    def counts(self) -> dict[str, int]:
+        return {state: sum(c.state == state for c in self.cells) for state in STATES}
+
+    def present(self) -> list[Cell]:
+        return [c for c in self.cells if c.state != MISSING]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ReportInputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(value, dict):
+        raise ReportInputError(f"{path}: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def _last_error_line(path: Path) -> str:
+    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else "(error.txt is empty)"
+
+
+def read_cell(path: Path) -> Cell:
+    """The state and coordinates of one cell directory (which must contain cell.json)."""
+    meta = _read_json(path / "cell.json")
+    missing = [axis for axis in AXES if meta.get(axis) in (None, "")]
+    if missing:
+        raise ReportInputError(f"{path / 'cell.json'}: missing field(s) {', '.join(missing)}")
+    key = CellKey(model=str(meta["model"]), method=str(meta["method"]), regime=str(meta["regime"]),
+                  subset=str(meta["subset"]), data=str(meta.get("data") or ""),
+                  seed="" if meta.get("seed") is None else str(meta["seed"]))
+    if key.subset not in SUBSETS + ("all",):
+        raise ReportInputError(f"{path / 'cell.json'}: subset {key.subset!r} is not one of "
+                               f"{', '.join(SUBSETS + ('all',))}")
+    cell = Cell(key=key, state=IN_PROGRESS, path=path, cell_id=str(meta.get("cell_id") or path.name))
+    if (path / "result.json").exists():
+        cell.state = DONE
+        cell.result = _read_json(path / "result.json")
+    elif (path / "error.txt").exists():
+        cell.state = FAILED
+        cell.error_summary = _last_error_line(path / "error.txt")
+    if (path / "progress.json").exists():
+        try:
+            cell.progress = _read_json(path / "progress.json")
+        except ReportInputError as exc:  # written atomically, so this is a real defect: say it, go on
+            log.warning("%s", exc)
+    cell.edit_steps = _count_lines(path / "edits.jsonl")
+    return cell
+
+
+_SWEEP_VALUE = re.compile(r"^(?:choice\((?P<choice>.*)\)|(?P<list>[^()]*))$")
+
+
+def _split_sweep_values(text: str) -> list[str] | None:
+    """`a,b` or `choice(a,b)` -> ["a", "b"]; other Hydra sweep syntax (range, glob, ...) -> None."""
+    match = _SWEEP_VALUE.match(text.strip())
+    if not match:
+        return None
+    body = match.group("choice") if match.group("choice") is not None else match.group("list")
+    values = [v.strip().strip("'\"") for v in body.split(",")]
+    return [v for v in values if v]
+
+
+def read_multirun(root: Path) -> tuple[dict[str, list[str]], str]:
+    """The grid axes named on the command line of the sweep's last launch (Hydra's multirun.yaml)."""
+    path = root / "multirun.yaml"
+    if not path.exists():
+        return {}, "no multirun.yaml in the sweep directory: the expected grid comes from the cells present"
+    import yaml  # only needed here
+
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        return {}, f"multirun.yaml could not be parsed ({exc.__class__.__name__}); ignored"
+    overrides = (((config.get("hydra") or {}).get("overrides") or {}).get("task")) or []
+    axes: dict[str, list[str]] = {}
+    unparsed = []
+    for item in overrides:
+        name, _, value = str(item).partition("=")
+        name = name.lstrip("+~")
+        if name not in AXES:
+            continue
+        values = _split_sweep_values(value)
+        if values is None:
+            unparsed.append(str(item))
+        else:
+            axes[name] = values
+    note = "multirun.yaml (the last launch into this directory) names: " + (
+        "; ".join(f"{k}={','.join(v)}" for k, v in axes.items()) or "no grid axes")
+    if unparsed:
+        note += f"; not expanded: {', '.join(unparsed)}"
+    return axes, note
+
+
+def _expected_keys(cells: list[Cell], multirun_axes: dict[str, list[str]]) -> set[tuple]:
+    """(model, method, regime, subset, data, seed) combinations the grid should contain.
+
+    The baseline (method=none) is one cell per model and subset: its regime is not a grid axis
+    (whatever regime its cells carry is not expected of the edited methods, and the other way round).
+    Expected baselines carry the regime of a baseline cell seen, else the first regime of the grid.
+    """
+    seen = {axis: set() for axis in AXES}
+    baseline_regimes = set()
+    for cell in cells:
+        seen["model"].add(cell.key.model)
+        seen["method"].add(cell.key.method)
+        seen["subset"].update(cell.subsets)
+        if cell.key.method == BASELINE_METHOD:
+            baseline_regimes.add(cell.key.regime)
+        else:
+            seen["regime"].add(cell.key.regime)
+    for axis, values in multirun_axes.items():
+        for value in values:
+            seen[axis].update(SUBSETS if (axis == "subset" and value == "all") else (value,))
+    data_seeds = sorted({(c.key.data, c.key.seed) for c in cells}) or [("", "")]
+    regimes = sorted(seen["regime"])
+    baseline_regime = min(baseline_regimes) if baseline_regimes else (regimes[0] if regimes else "instant")
+    expected = set()
+    for model, method, subset in itertools.product(sorted(seen["model"]), sorted(seen["method"]),
+                                                   sorted(seen["subset"])):
+        for regime in ([baseline_regime] if method == BASELINE_METHOD else regimes):
+            for data, seed in data_seeds:
+                expected.add((model, method, regime, subset, data, seed))
+    return expected
+
+
+def discover(root: Path) -> Sweep:
+    """Read every cell directory directly under `root` and add the missing cells of the grid."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ReportInputError(f"{root}: not a directory (expected a sweep directory of cell stores)")
+    cells: list[Cell] = []
+    unidentified: list[Path] = []
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if (path / "cell.json").exists():
+            try:
+                cells.append(read_cell(path))
+            except ReportInputError as exc:
+                log.warning("%s", exc)
+                unidentified.append(path)
+        elif any((path / name).exists() for name in STORE_FILES):
+            unidentified.append(path)
+    multirun_axes, multirun_note = read_multirun(root)
+    if not cells and not unidentified:
+        raise ReportInputError(f"{root}: no cell stores found (no subdirectory with a cell.json)")
+
+    covered = set()
+    for cell in cells:
+        for subset in cell.subsets:
+            covered.add((cell.key.model, cell.key.method, cell.key.regime, subset, cell.key.data,
+                         cell.key.seed))
+    baseline_covered = {(m, s, d, sd) for (m, meth, _r, s, d, sd) in covered if meth == BASELINE_METHOD}
+    missing = []
+    for key in sorted(_expected_keys(cells, multirun_axes)):
+        model, method, regime, subset, data, seed = key
+        if key in covered:
+            continue
+        if method == BASELINE_METHOD and (model, subset, data, seed) in baseline_covered:
+            continue  # a baseline of another regime covers it
+        missing.append(Cell(key=CellKey(model, method, regime, subset, data, seed), state=MISSING))
+    log.info("sweep %s: %d cell stores, %d missing from the grid, %d unidentified directories",
+             root, len(cells), len(missing), len(unidentified))
+    return Sweep(root=root, cells=cells + missing, unidentified=unidentified,
+                 multirun_axes=multirun_axes, multirun_note=multirun_note)
