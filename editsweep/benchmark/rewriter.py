@@ -156,9 +156,35 @@ def _call_args(renderer: _Renderer, call: ast.Call, receiver: ast.AST | None) ->
     return CallArgs(tuple(positional), keywords)
 
 
-def _is_unbound_method(node: ast.AST, owner: str) -> bool:
-    """`str.join` (owner type spelled out) as opposed to `sep.join` (a bound method)."""
-    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == owner
+def bound_names(tree: ast.AST) -> set[str]:
+    """Every name the program binds anywhere (assignment, parameter, def, class, import, …)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return names
+
+
+def _is_unbound_method(node: ast.AST, owner: str, shadowed: set[str]) -> bool:
+    """`str.join` (the builtin type spelled out) as opposed to `sep.join` (a bound method).
+
+    A program that binds the type's name itself (`def f(str): str.split()`, common in MBPP)
+    calls a method of that value, not of the type.
+    """
+    return (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == owner
+        and owner not in shadowed
+    )
 
 
 def _import_edit(
@@ -204,6 +230,7 @@ def rewrite_with_sites(source: str, entry: CatalogEntry, start: int = 0) -> tupl
         raise RewriteError(f"the solution does not use {entry.api}")
     text = _Source(source)
     parents = _parents(tree)
+    shadowed = bound_names(tree)
     rule = entry.rule
     edits: dict[ast.AST, Callable[[_Renderer], str]] = {}
     imports: dict[ast.ImportFrom, set[str]] = {}
@@ -215,7 +242,7 @@ def rewrite_with_sites(source: str, entry: CatalogEntry, start: int = 0) -> tupl
             continue
         parent = parents.get(use)
         if isinstance(parent, ast.Call) and parent.func is use:
-            if ref.kind == "method" and not _is_unbound_method(use, ref.owner):
+            if ref.kind == "method" and not _is_unbound_method(use, ref.owner, shadowed):
                 receiver = use.value
             else:
                 receiver = None
@@ -228,7 +255,7 @@ def rewrite_with_sites(source: str, entry: CatalogEntry, start: int = 0) -> tupl
 
             edits[parent] = render_call
         else:
-            if ref.kind == "method" and not _is_unbound_method(use, ref.owner):
+            if ref.kind == "method" and not _is_unbound_method(use, ref.owner, shadowed):
                 raise RewriteError(f"the bound method {ast.unparse(use)} is used without a call at line {use.lineno}")
             replacement = rule.reference_replacement(entry.new_api)
             if replacement.startswith("lambda") and not isinstance(parent, _LAMBDA_SAFE_PARENTS):
