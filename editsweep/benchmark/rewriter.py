@@ -35,6 +35,8 @@ class CallSite:
     is_call: bool  # a call (as opposed to a bare reference)
 
 _NEEDS_PARENS_AS_ARGUMENT = (ast.NamedExpr, ast.Yield, ast.YieldFrom)
+# names whose use means the API is reached dynamically: getattr(re, "search"), __builtins__["len"]
+_DYNAMIC_ACCESS = frozenset({"getattr", "__builtins__", "vars"})
 # where a lambda may stand without parentheses (a call argument, a keyword value, a whole value)
 _LAMBDA_SAFE_PARENTS = (ast.Call, ast.keyword, ast.Assign, ast.Return, ast.List, ast.Tuple)
 
@@ -131,7 +133,7 @@ def _use_nodes(tree: ast.AST, positions: set[tuple[int, int]], attr: str) -> lis
         nodes = by_position.get(position, [])
         aliases = [n for n in nodes if isinstance(n, ast.alias)]
         attributes = [n for n in nodes if isinstance(n, ast.Attribute) and n.attr == attr]
-        names = [n for n in nodes if isinstance(n, ast.Name)]
+        names = [n for n in nodes if isinstance(n, ast.Name) and n.id not in _DYNAMIC_ACCESS]
         if aliases:
             found.extend(aliases)
         elif attributes:

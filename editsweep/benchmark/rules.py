@@ -181,6 +181,9 @@ class RewriteRule:
 
     def _pack(self, many: _Many) -> str:
         args = many.args
+        if self.single_iterable and any(a.starred for a in args) and sum(not a.starred for a in args) < 2:
+            # max(*xs) means max(xs[0]) when xs has one item and max over xs otherwise
+            raise RewriteError("a *argument to an API whose lone argument is the iterable depends on its length")
         if len(args) == 1 and args[0].starred:
             return args[0].text
         if len(args) == 1 and self.single_iterable:
