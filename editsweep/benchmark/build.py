@@ -25,7 +25,7 @@ from editsweep.benchmark.requests import DEFAULT_MAX_PROMPT_CHARS, DEFAULT_TEMPL
 from editsweep.benchmark.rewriter import CallSite, rewrite_reference
 from editsweep.benchmark.rules import RewriteError
 from editsweep.benchmark.selection import PAPER, PAPER_RELIABILITY_FRACTION, hash_order, pick_specificity, split
-from editsweep.benchmark.sources import ConversionFailure, load_source, parse_source_spec
+from editsweep.benchmark.sources import ConversionFailure, load_source, parse_source_spec, quiet_source_warnings
 from editsweep.benchmark.stats import build_stats
 from editsweep.benchmark.validation import (
     DEFAULT_TIMEOUT_S,
@@ -250,6 +250,11 @@ def build_contents(
     problems: list[Problem], failures: list[ConversionFailure], options: BuildOptions
 ) -> dict[str, bytes]:
     """The output files of one build, as bytes (deterministic for the same inputs)."""
+    with quiet_source_warnings():
+        return _build_contents(problems, failures, options)
+
+
+def _build_contents(problems: list[Problem], failures: list[ConversionFailure], options: BuildOptions) -> dict[str, bytes]:
     catalog = load_api_catalog()
     if options.apis is not None:
         missing = sorted(set(options.apis) - set(catalog))

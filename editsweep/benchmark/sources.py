@@ -12,6 +12,8 @@ import gzip
 import hashlib
 import json
 import logging
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,6 +201,20 @@ def convert_records(humaneval: list[dict], mbpp: list[dict]) -> tuple[list[Probl
 
 def load_source(spec: str) -> tuple[list[Problem], list[ConversionFailure]]:
     """All problems of a source spec, plus the records that could not be converted."""
+    with quiet_source_warnings():
+        return _load_source(spec)
+
+
+@contextmanager
+def quiet_source_warnings():
+    """Silence the invalid-escape warnings that parsing the source solutions raises (their code, not ours)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", SyntaxWarning)
+        yield
+
+
+def _load_source(spec: str) -> tuple[list[Problem], list[ConversionFailure]]:
     kind, path = parse_source_spec(spec)
     if kind == "demo":
         from editsweep.benchmark.demo import load_demo_problems
