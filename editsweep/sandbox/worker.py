@@ -76,6 +76,9 @@ class WorkerProcess:
     extra_hidden: tuple[str, ...] = ()
     python: str = jail.SYSTEM_PYTHON
     start_timeout_s: float = 20.0
+    #: replaces the firejail command prefix (None: the hardened one); the self-check still runs,
+    #: so a weaker prefix is refused: this exists to demonstrate exactly that
+    jail_argv: list[str] | None = None
 
     proc: subprocess.Popen | None = field(default=None, init=False)
     cgroup: WorkerCgroup | None = field(default=None, init=False)
@@ -93,7 +96,10 @@ class WorkerProcess:
         config = self._config()
         argv = jail.interpreter_argv(self.python, json.dumps(config), len(program))
         if self.jailed:
-            argv = jail.firejail_argv(config["hidden_paths"], self.limits.file_size_bytes) + argv
+            prefix = self.jail_argv
+            if prefix is None:
+                prefix = jail.firejail_argv(config["hidden_paths"], self.limits.file_size_bytes)
+            argv = list(prefix) + argv
         if self.use_cgroup:
             self.cgroup = WorkerCgroup(self.name, self.limits.pids_max, self.limits.cgroup_memory_bytes).create()
             self._oom_seen = self.cgroup.oom_kills()

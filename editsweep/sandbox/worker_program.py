@@ -191,6 +191,7 @@ class Worker:
         self.is_root = os.geteuid() == 0
         self.vmsize = None
         self.jobs_since_vmsize = 0
+        self.orphaned = False  # the job channel hung up: finish the clean-up and exit
         self.devnull = os.open(os.devnull, os.O_RDWR)
         os.set_inheritable(self.devnull, False)
 
@@ -296,13 +297,14 @@ class Worker:
         poller.register(pidfd, select.POLLIN)
         poller.register(result_r, select.POLLIN)
         poller.register(output_r, select.POLLIN)
+        poller.register(self.proto_in, 0)  # hang-up only: the orchestrator went away
         open_fds = {result_r, output_r}
         wall_killed = False
         wait_status = None
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                wall_killed = True
+            if remaining <= 0 or self.orphaned:
+                wall_killed = not self.orphaned
                 for kill in (os.killpg, os.kill):
                     try:
                         kill(pid, signal.SIGKILL)
@@ -314,6 +316,10 @@ class Worker:
             for fd, _event in events:
                 if fd == pidfd:
                     exited = True
+                    continue
+                if fd == self.proto_in:
+                    self.orphaned = True
+                    poller.unregister(fd)
                     continue
                 if fd in open_fds and not self._drain(fd, frames if fd == result_r else output, limit, fd == output_r):
                     poller.unregister(fd)
@@ -405,7 +411,7 @@ class Worker:
                 return
 
     def serve(self):
-        while True:
+        while not self.orphaned:
             job = self.read_job()
             if job is None:
                 return
@@ -421,7 +427,12 @@ class Worker:
                     "error_message": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
                     "duration_s": 0.0,
                 }
-            self.send(reply)
+            if self.orphaned:
+                return
+            try:
+                self.send(reply)
+            except BrokenPipeError:
+                return
 
 
 # -- the child ---------------------------------------------------------------------------
