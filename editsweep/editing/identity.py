@@ -69,5 +69,13 @@ def tokenizer_identity(tokenizer: Any) -> str:
     """Name plus a hash of the full tokenizer definition (vocab, merges, post-processor)."""
     name = str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    definition = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    if backend is not None:
+        # Truncation and padding are runtime settings of the backend (encoding a text with
+        # truncation=True changes them); only the tokenization itself identifies the tokenizer.
+        data = json.loads(backend.to_str())
+        data.pop("truncation", None)
+        data.pop("padding", None)
+        definition = json.dumps(data, sort_keys=True)
+    else:
+        definition = repr(sorted(tokenizer.get_vocab().items()))
     return f"{slug(name)}#{short_hash(definition)}"

@@ -55,7 +55,7 @@ class RomeEditor(LocateEditor):
             kl_factor=h.kl_factor, loss_layer=h.v_loss_layer, stop_rule="loss", early_stop_loss=h.early_stop_loss,
             max_tokens=h.max_tokens_per_batch,
         )
-        records = []
+        records, tensors = [], []
         try:
             for request in requests:
                 (rows,) = self.rows(model, tokenizer, [request])
@@ -79,8 +79,10 @@ class RomeEditor(LocateEditor):
                 delta_w = rank_one_update(key, value_now, v_star, u)
                 add_to_weight(weight, delta_w)
                 records.append({**result.log[0], "delta_w_norm": float(delta_w.norm())})
+                tensors.append({"k_star": keys[0].cpu(), "k_bar": k_bar.cpu(), "u": u.cpu(), "v_star": v_star.cpu()})
         except BaseException:
             handle.restore()
             raise
         handle.info["requests"] = records
+        handle.tensors["requests"] = tensors
         return handle

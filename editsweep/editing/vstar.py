@@ -229,7 +229,7 @@ def optimize_deltas(
                 for b, i in enumerate(chunk):
                     if not plan.is_kl[i]:
                         r = plan.request_of[i]
-                        nll_sum[r] += float(nll[b]) * plan.weight[i]
+                        nll_sum[r] += float(nll[b].detach()) * plan.weight[i]
                         all_hit[r] &= bool(hit[b])
             decay = cfg.weight_decay * (delta.norm(dim=-1) / init_norm**2)  # [S, N]
             decay_active = decay[:, active.to(device)].sum()
