@@ -1,0 +1,296 @@
+"""Weights & Biases as a view of the cell store: one run per cell.
+
+The run id is derived from the sweep directory and the cell id, so a requeued or relaunched
+cell writes to the same run (`resume="allow"`); group = sweep name, job_type = method, the
+config is the resolved cell config, facet values are top-level config keys and tags. Metrics
+are logged per evaluation step against an explicit x-axis (`progress/step`, since offline
+restarts reset W&B's own step); the per-sample table and the summary are logged once, when
+the cell completes. The run is closed on success, on failure and on requeue (the launcher's
+`checkpoint()` calls `close_active_run`), because Slurm's signals otherwise leave it unclosed.
+
+Modes: `online`, `offline`, `disabled`, and `auto` (online when an API key is configured,
+else offline). An online run is only attempted after a quick TCP check of the server; when
+the server is unreachable, or no key is configured, the run falls back to offline with a
+warning instead of blocking the cell for ~100 s. `wandb` is imported only when a run starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import netrc
+import os
+import socket
+import struct
+import threading
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
+
+#: wandb 0.31's default server (notes/orchestration.md §10); WANDB_BASE_URL or tracking.base_url override it
+DEFAULT_BASE_URL = "https://api.forge.coreweave.com"
+STEP_METRIC = "progress/step"
+
+_ACTIVE: Optional["Tracker"] = None
+
+
+def run_id_for(sweep_dir: Path, cell_id: str) -> str:
+    """16 hex characters, stable across requeues and relaunches of the same cell in the same sweep dir."""
+    key = f"{Path(sweep_dir).resolve()}::{cell_id}"
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def flatten(metrics: Mapping[str, Any], prefix: str = "", sep: str = "/") -> Dict[str, Any]:
+    """{"full": {"pass@1": .5}} -> {"full/pass@1": .5}; non-numeric leaves are kept as they are."""
+    out: Dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{sep}{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name, sep))
+        else:
+            out[name] = value
+    return out
+
+
+# --- mode resolution -------------------------------------------------------------------------------
+
+def api_key_configured(base_url: str) -> bool:
+    """WANDB_API_KEY, or a netrc entry for the server's host (what `wandb login` writes)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(base_url).hostname
+    netrc_path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+    try:
+        return bool(host) and netrc.netrc(netrc_path).authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def server_reachable(base_url: str, timeout_s: float) -> bool:
+    """A TCP connect to the server within `timeout_s` (DNS included; a hung resolver counts as unreachable)."""
+    parsed = urlparse(base_url)
+    host = parsed.hostname
+    if not host:
+        return False
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    outcome: Dict[str, bool] = {}
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                outcome["ok"] = True
+        except OSError:
+            outcome["ok"] = False
+
+    thread = threading.Thread(target=probe, name="wandb-reachability", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return outcome.get("ok", False)
+
+
+def resolve_mode(mode: str, base_url: str, timeout_s: float) -> str:
+    """The mode a run really uses: online only with a key and a reachable server."""
+    mode = str(getattr(mode, "value", mode))
+    if mode in ("disabled", "offline"):
+        return mode
+    has_key = api_key_configured(base_url)
+    if mode == "auto" and not has_key:
+        return "offline"
+    if not has_key:
+        log.warning("tracking.mode=online but no W&B API key is configured: logging offline instead")
+        return "offline"
+    if not server_reachable(base_url, timeout_s):
+        log.warning("W&B server %s is not reachable within %.1fs: logging offline instead "
+                    "(sync later with `wandb sync <cell>/wandb/offline-run-*`)", base_url, timeout_s)
+        return "offline"
+    return "online"
+
+
+# --- the tracker -----------------------------------------------------------------------------------
+
+class Tracker:
+    """One W&B run for one cell; every method is a no-op when the mode is `disabled`."""
+
+    def __init__(
+        self,
+        tracking: Mapping[str, Any],
+        *,
+        run_id: str,
+        group: str,
+        job_type: str,
+        name: str,
+        config: Mapping[str, Any],
+        tags: Iterable[str],
+        run_dir: Path,
+    ) -> None:
+        self.settings = dict(tracking)
+        self.base_url = self.settings.get("base_url") or os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
+        self.run_id = run_id
+        self.group = group
+        self.job_type = job_type
+        self.name = name
+        self.config = dict(config)
+        self.tags = sorted(set(tags) | set(self.settings.get("tags") or []))
+        self.run_dir = Path(self.settings.get("dir") or run_dir)
+        self.mode = "disabled"
+        self.run: Any = None
+
+    def start(self) -> "Tracker":
+        global _ACTIVE
+        requested = self.settings.get("mode", "auto")
+        self.mode = resolve_mode(requested, self.base_url, float(self.settings.get("reachability_timeout_s", 3.0)))
+        if self.mode == "disabled":
+            return self
+        import wandb
+
+        if self.settings.get("base_url"):
+            os.environ["WANDB_BASE_URL"] = str(self.settings["base_url"])
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(
+            project=self.settings.get("project") or "editsweep",
+            entity=self.settings.get("entity"),
+            id=self.run_id,
+            name=self.name,
+            group=self.group,
+            job_type=self.job_type,
+            tags=self.tags,
+            config=self.config,
+            dir=str(self.run_dir),
+            mode=self.mode,
+            resume="allow",
+            reinit="finish_previous",
+            settings=wandb.Settings(console="off", init_timeout=60),
+        )
+        self.run.define_metric(STEP_METRIC)
+        self.run.define_metric("*", step_metric=STEP_METRIC)
+        _ACTIVE = self
+        log.info("W&B run %s (%s) in %s", self.run_id, self.mode, self.run_dir)
+        return self
+
+    def log_step(self, step: int, metrics: Mapping[str, Any]) -> None:
+        if self.run is not None:
+            self.run.log({**flatten(metrics), STEP_METRIC: step})
+
+    def log_samples(self, samples: List[Mapping[str, Any]], key: str = "samples") -> None:
+        if self.run is None or not samples or not self.settings.get("log_samples", True):
+            return
+        import wandb
+
+        columns = sorted({c for s in samples for c in s})
+        rows = [[_cell_value(s.get(c)) for c in columns] for s in samples]
+        self.run.log({key: wandb.Table(columns=columns, data=rows)})
+
+    def set_summary(self, metrics: Mapping[str, Any]) -> None:
+        if self.run is not None:
+            self.run.summary.update(flatten(metrics))
+
+    def finish(self, exit_code: int = 0, preempting: bool = False) -> None:
+        """Close the run (idempotent). `preempting` marks a requeue so W&B shows it as preempted."""
+        global _ACTIVE
+        run, self.run = self.run, None
+        if _ACTIVE is self:
+            _ACTIVE = None
+        if run is None:
+            return
+        try:
+            if preempting:
+                run.mark_preempting()
+            run.finish(exit_code=exit_code)
+        except Exception:  # a dying wandb-core must not turn a finished cell into a failed one
+            log.exception("closing W&B run %s failed", self.run_id)
+
+
+def _cell_value(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def close_active_run(preempting: bool = False) -> bool:
+    """Close the run of the cell running in this process, if any (called on requeue). True if one was open."""
+    tracker = _ACTIVE
+    if tracker is None:
+        return False
+    tracker.finish(exit_code=1, preempting=preempting)
+    return True
+
+
+# --- reading offline runs back ----------------------------------------------------------------------
+
+_BLOCK = 32768
+_HEADER = 7
+
+
+def _read_records(path: Path) -> List[bytes]:
+    """The records of a `.wandb` file (a LevelDB-style log: 7-byte header, 32 KiB blocks)."""
+    data = Path(path).read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a W&B run file")
+    records, parts, pos = [], [], _HEADER
+    while pos + _HEADER <= len(data):
+        left = _BLOCK - pos % _BLOCK
+        if left < _HEADER:
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER])
+        pos += _HEADER
+        if kind == 0 and length == 0:  # zero padding to the end of the block
+            pos += left - _HEADER
+            continue
+        parts.append(data[pos:pos + length])
+        pos += length
+        if kind in (1, 4):  # FULL or LAST
+            records.append(b"".join(parts))
+            parts = []
+    return records
+
+
+def _items_to_dict(items: Iterable[Any], target: Dict[str, Any]) -> None:
+    for item in items:
+        keys = list(item.nested_key) or [item.key]
+        node = target
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = json.loads(item.value_json)
+
+
+def read_offline_run(run_dir: Path) -> Dict[str, Any]:
+    """Summary, history rows, config, run id and exit code of one `offline-run-*` directory.
+
+    Lets tests and users check what a run recorded without a W&B server.
+    """
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    files = sorted(Path(run_dir).glob("run-*.wandb"))
+    if not files:
+        raise FileNotFoundError(f"no run-*.wandb file in {run_dir}")
+    out: Dict[str, Any] = {"summary": {}, "history": [], "config": {}, "run_id": None, "group": None,
+                           "job_type": None, "exit_code": None, "preempting": False}
+    for raw in _read_records(files[0]):
+        record = pb.Record()
+        record.ParseFromString(raw)
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            out.update(run_id=record.run.run_id, group=record.run.run_group, job_type=record.run.job_type)
+            _items_to_dict(record.run.config.update, out["config"])
+        elif kind == "config":
+            _items_to_dict(record.config.update, out["config"])
+        elif kind == "summary":
+            _items_to_dict(record.summary.update, out["summary"])
+        elif kind == "history":
+            row: Dict[str, Any] = {}
+            _items_to_dict(record.history.item, row)
+            out["history"].append(row)
+        elif kind == "exit":
+            out["exit_code"] = record.exit.exit_code
+        elif kind == "preempting":
+            out["preempting"] = True
+    return out
+
+
+def offline_runs(directory: Path) -> List[Path]:
+    """The offline run directories under `<directory>/wandb/`, oldest first."""
+    return sorted(Path(directory).glob("wandb/offline-run-*"))

@@ -1,0 +1,1 @@
+"""editsweep's resumable submitit launcher (Hydra discovers it in the hydra_plugins namespace)."""
