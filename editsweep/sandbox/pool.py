@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 import warnings
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -38,6 +39,8 @@ NO_JAIL_WARNING = (
     "the network and your files; use this for development on trusted code only"
 )
 SUPERVISOR_SLACK_S = 4.0
+#: jobs queued on a worker at once: the next one waits in its stdin, so it never idles on a round trip
+PIPELINE = 2
 START_ATTEMPTS = 3
 
 
@@ -51,6 +54,16 @@ class BadTask:
 
     id: str
     message: str
+
+
+@dataclass
+class _InFlight:
+    """A job queued on a worker: its task index, and what happened to it so far."""
+
+    index: int
+    job: dict
+    losses: int = 0
+    harness_retried: bool = False
 
 
 class _Slot:
@@ -244,20 +257,28 @@ class SandboxPool:
                     cond.notify_all()
 
         def supervise(slot: _Slot) -> None:
-            while True:  # keeps draining until its sentinel, so the feeder never blocks forever
-                item = jobs.get()
-                if item is None:
-                    return
-                if state["stop"]:
-                    continue
-                index, job = item
-                try:
-                    deliver(index, self._execute(slot, job))
-                except BaseException as exc:  # noqa: B036 - surfaced to the caller
-                    failure.append(exc)
-                    state["stop"] = True
-                    with cond:
-                        cond.notify_all()
+            def next_job(block: bool):
+                while True:  # keeps draining until its sentinel, so the feeder never blocks forever
+                    try:
+                        item = jobs.get(timeout=0.5) if block else jobs.get_nowait()
+                    except queue.Empty:
+                        if block:
+                            continue
+                        return False
+                    if item is None:
+                        return None
+                    if not state["stop"]:
+                        return item
+
+            try:
+                self._supervise(slot, next_job, deliver)
+            except BaseException as exc:  # noqa: B036 - surfaced to the caller
+                failure.append(exc)
+                state["stop"] = True
+                with cond:
+                    cond.notify_all()
+                while next_job(block=True) is not None:
+                    pass
 
         threads = [threading.Thread(target=feed, name="sandbox-feed", daemon=True)]
         threads += [threading.Thread(target=supervise, args=(s,), name=f"sandbox-w{s.index}", daemon=True)
@@ -308,44 +329,106 @@ class SandboxPool:
                                      error_message=str(exc))
         return prepare_job(task, self.timeout_s)
 
-    def _execute(self, slot: _Slot, job: dict) -> dict:
-        """Run one job on this slot's worker with restarts and retries; returns the final result."""
-        losses = 0
-        harness_retried = False
-        deadline = float(job["timeout_s"]) + self.limits.grace_s + SUPERVISOR_SLACK_S
+    def _supervise(self, slot: _Slot, next_job, deliver) -> None:
+        """Drive one worker: keep up to PIPELINE jobs queued on it, collect replies in order.
+
+        The worker runs its queued jobs one after another, so the oldest unanswered job is the
+        one running: if the worker dies or overruns, that job is the one charged with the loss
+        (re-run once on a fresh worker, `crashed` the second time); the jobs queued behind it
+        never started and are simply sent again. Each job's deadline starts when the reply
+        before it arrived.
+        """
+        inflight: deque[_InFlight] = deque()
+        exhausted = False
+        head_since = time.monotonic()
         while True:
-            if slot.worker is None or not slot.worker.alive:
-                if slot.worker is not None:
-                    slot.worker.kill()
-                    self.stats["restarts"] += 1
-                self._start_worker(slot)
+            while not exhausted and len(inflight) < PIPELINE and not self._retiring(slot, len(inflight)):
+                item = next_job(block=not inflight)
+                if item is False:
+                    break
+                if item is None:
+                    exhausted = True
+                    break
+                entry = _InFlight(*item)
+                if not inflight:
+                    head_since = time.monotonic()
+                inflight.append(entry)
+                self._dispatch(slot, inflight, entry)
+            if not inflight:
+                if exhausted:
+                    return
+                self._recycle(slot)
+                continue
+            head = inflight[0]
+            deadline = head_since + float(head.job["timeout_s"]) + self.limits.grace_s + SUPERVISOR_SLACK_S
             worker = slot.worker
             try:
-                raw = worker.run(job, deadline)
+                raw = worker.receive(head.job, deadline)
             except WorkerLost as exc:
-                losses += 1
+                head.losses += 1
                 self.stats["worker_losses"] += 1
                 worker.kill()
                 slot.worker = None
-                log.warning("sandbox: sample %s took down worker %s (%d/2): %s", job["id"], worker.name, losses, exc)
-                if losses >= 2:
-                    return make_result(
-                        job["id"], Status.CRASHED, tests_total=sum(job["scored"]), error_type="WorkerKilled",
+                log.warning("sandbox: sample %s took down worker %s (%d/2): %s", head.job["id"], worker.name,
+                            head.losses, exc)
+                if head.losses >= 2:
+                    inflight.popleft()
+                    deliver(head.index, make_result(
+                        head.job["id"], Status.CRASHED, tests_total=sum(head.job["scored"]), error_type="WorkerKilled",
                         error_message=f"the sample killed or wedged its worker twice ({exc})",
-                    )
+                    ))
+                head_since = time.monotonic()
+                if inflight:
+                    self._dispatch(slot, inflight, None)
                 continue
-            if worker.jobs_done >= self.recycle_after:
-                worker.stop()
-                slot.worker = None
-                self.stats["recycled"] += 1
+            inflight.popleft()
+            head_since = time.monotonic()
             result = self._finalize(raw)
-            if result["status"] == Status.HARNESS_ERROR.value and not harness_retried:
-                harness_retried = True
+            if result["status"] == Status.HARNESS_ERROR.value and not head.harness_retried:
+                head.harness_retried = True
                 self.stats["harness_retries"] += 1
-                log.warning("sandbox: harness error on %s (%s: %s), retrying once", job["id"], result["error_type"],
-                            result["error_message"])
+                log.warning("sandbox: harness error on %s (%s: %s), retrying once", head.job["id"],
+                            result["error_type"], result["error_message"])
+                inflight.append(head)
+                self._dispatch(slot, inflight, head)
                 continue
-            return result
+            deliver(head.index, result)
+
+    def _dispatch(self, slot: _Slot, inflight: "deque[_InFlight]", entry: "_InFlight | None") -> None:
+        """Queue `entry` (already in `inflight`) on the slot's worker; a fresh worker gets all of `inflight`.
+
+        If the worker died while other jobs were queued on it, nothing is sent here: the next
+        `receive` charges the loss to the job that was running and then re-dispatches.
+        """
+        worker = slot.worker
+        if worker is not None and worker.alive:
+            try:
+                worker.send(entry.job)
+            except WorkerLost:
+                pass  # the receive for the oldest job will see the loss and charge it
+            return
+        if worker is not None and any(e is not entry for e in inflight):
+            return
+        if worker is not None:
+            worker.kill()
+            self.stats["restarts"] += 1
+        self._start_worker(slot)
+        try:
+            for queued in inflight:
+                slot.worker.send(queued.job)
+        except WorkerLost:
+            pass  # died at once: the receive charges it
+
+    def _retiring(self, slot: _Slot, queued: int) -> bool:
+        """No more jobs for this worker: with those queued on it, it has its share."""
+        return slot.worker is not None and slot.worker.jobs_done + queued >= self.recycle_after
+
+    def _recycle(self, slot: _Slot) -> None:
+        """Replace a worker that has done its share of jobs (called with nothing in flight)."""
+        if slot.worker is not None and slot.worker.jobs_done >= self.recycle_after:
+            slot.worker.stop()
+            slot.worker = None
+            self.stats["recycled"] += 1
 
     @staticmethod
     def _finalize(raw: dict) -> dict:

@@ -190,6 +190,11 @@ class WorkerProcess:
 
     def run(self, job: dict, deadline_s: float) -> dict:
         """Send one job and wait for its result; WorkerLost if the worker dies or overruns."""
+        self.send(job)
+        return self.receive(job, time.monotonic() + deadline_s)
+
+    def send(self, job: dict) -> None:
+        """Queue a job on the worker's stdin (it runs jobs one after another, in order)."""
         if not self.alive:
             raise WorkerLost(f"worker {self.name} is not running")
         try:
@@ -197,11 +202,14 @@ class WorkerProcess:
             self.proc.stdin.flush()
         except OSError as exc:
             raise WorkerLost(f"worker {self.name} stopped reading jobs: {exc}") from exc
-        message = self._read_message(time.monotonic() + deadline_s)
+
+    def receive(self, job: dict, deadline: float) -> dict:
+        """The result of `job`, the oldest job sent and not yet answered, by `deadline` (monotonic)."""
+        message = self._read_message(deadline)
         if message.get("id") != job["id"]:
             raise WorkerLost(f"worker {self.name} answered job {message.get('id')!r} while running {job['id']!r}")
         self.jobs_done += 1
-        if self.cgroup is not None and message.get("exit", {}) and message["exit"].get("signal") == "SIGKILL":
+        if self.cgroup is not None and (message.get("exit") or {}).get("signal") == "SIGKILL":
             kills = self.cgroup.oom_kills()
             if kills > self._oom_seen:
                 message["oom_killed"] = True
