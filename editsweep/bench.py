@@ -10,6 +10,7 @@ import importlib
 
 BENCHMARKS = {
     "sandbox": "editsweep.sandbox.bench",
+    "generation": "editsweep.generation.bench",
 }
 
 

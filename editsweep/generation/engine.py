@@ -52,6 +52,7 @@ class BatchStats:
     steps: int = 0
     prefill_s: float = 0.0
     decode_s: float = 0.0
+    capture_s: float = 0.0
     graphs: bool = False
     graph_error: str | None = None
     cache_bytes: int = 0
@@ -196,8 +197,8 @@ def _run_batch(model, prompts, indices, n, cfg, seeds, pad_id, eos, finisher, ge
         last.copy_(chosen)
         state.step.add_(1)
 
-    decode_started = time.perf_counter()
     graphs = None
+    capture_started = time.perf_counter()
     if use_graphs and max_new > 1:
         buckets = sorted({_gen_len(s, cfg.kv_bucket, max_new) for s in range(max_new - 1)})
         try:
@@ -210,7 +211,9 @@ def _run_batch(model, prompts, indices, n, cfg, seeds, pad_id, eos, finisher, ge
             state.step.zero_()
             last.copy_(tokens[:, 0])
             graphs = None
+    stats.capture_s = time.perf_counter() - capture_started
 
+    decode_started = time.perf_counter()
     checking = bool(eos) or bool(finisher is not None and finisher.active)
     finished = np.zeros(rows, dtype=bool)
     ends = np.full(rows, max_new, dtype=np.int64)

@@ -66,10 +66,15 @@ def plan_batches(
 
 
 def memory_budget(device, memory_fraction: float, reserve_bytes: int) -> int:
-    """Bytes a batch may use on `device`: free memory × fraction − reserve (CUDA only)."""
+    """Bytes a batch may use on `device`: (free + cached-but-unused) × fraction − reserve (CUDA only).
+
+    Memory PyTorch's allocator holds but no tensor uses (e.g. the last batch's cache) counts as
+    free: the next batch's tensors reuse it.
+    """
     import torch
 
     free, _total = torch.cuda.mem_get_info(device)
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     budget = int(free * memory_fraction) - reserve_bytes
     if budget <= 0:
         raise RuntimeError(

@@ -27,15 +27,16 @@ def choose_tokens(logits, keys, step, temperature: float, top_p: float = 1.0, to
     if temperature == 0:
         return logits.argmax(dim=-1)
     u = uniforms(keys, step)
-    scaled = logits.float() / temperature
-    vocab = scaled.shape[-1]
+    vocab = logits.shape[-1]
     if top_p >= 1.0 and (top_k <= 0 or top_k >= vocab):
-        probs = torch.softmax(scaled, dim=-1)
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
         cumulative = probs.cumsum(dim=-1)
         index = torch.searchsorted(cumulative, _targets(u, cumulative), right=True).clamp_(max=vocab - 1)
         return index.squeeze(-1)
-    sorted_logits, order = torch.sort(scaled, dim=-1, descending=True, stable=True)
-    probs = torch.softmax(sorted_logits, dim=-1)
+    # Sort the logits in their own dtype (bf16 keys sort faster than float32; the order is the
+    # same as that of the probabilities), then scale the sorted values.
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)
+    probs = torch.softmax(sorted_logits.float() / temperature, dim=-1)
     cumulative = probs.cumsum(dim=-1)
     keep = (cumulative - probs) < top_p  # the token that crosses top_p is kept; the first always is
     if 0 < top_k < vocab:
