@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -24,7 +25,6 @@ from editsweep.scoring import (
     LEVELS,
     SPECIFICITY_CLASSES,
     is_valid,
-    mean_pass_at_k,
     partial_credit,
     pass_at_k,
     sample_levels,
@@ -35,9 +35,14 @@ log = logging.getLogger(__name__)
 REQUIRED_SAMPLE_FIELDS = ("step", "problem_id", "subset", "status")
 #: the pass@k metric names of a row, in table order: compile@1 … full@5
 PASS_KEYS = tuple(f"{level}@{k}" for level in LEVELS for k in DEFAULT_KS)
+_METRIC_PARTS = {f"{level}@{k}": (level, k) for level in LEVELS for k in DEFAULT_KS}
 
 
-@dataclass
+#: scoring.pass_at_k memoised: a sweep has few distinct (n, c, k) and millions of unit evaluations
+cached_pass_at_k = lru_cache(maxsize=None)(pass_at_k)
+
+
+@dataclass(slots=True)
 class Unit:
     """Counts of the valid samples of one problem at one evaluation point."""
 
@@ -53,9 +58,8 @@ class Unit:
 
     def value(self, metric: str) -> float | None:
         """pass@k of this unit for a metric name like "full@3"; None if it has fewer than k samples."""
-        level, k = metric.split("@")
-        k = int(k)
-        return pass_at_k(self.n, self.level_count(level), k) if self.n >= k else None
+        level, k = _METRIC_PARTS[metric]
+        return cached_pass_at_k(self.n, getattr(self, level), k) if self.n >= k else None
 
 
 @dataclass
@@ -77,9 +81,6 @@ class CellData:
     def subsets(self) -> list[str]:
         return list(self.units)
 
-    def steps(self, subset: str) -> list[int]:
-        return sorted({step for step, _ in self.units.get(subset, {})})
-
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each line; a last line cut off mid-write is skipped with a warning.
@@ -87,36 +88,25 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     Any other line that is not a JSON object is an error naming the file and line: the store is
     append-only and written whole lines at a time, so it means the store is damaged.
     """
-    with path.open("rb") as handle:
-        previous: tuple[int, bytes] | None = None
-        for number, raw in enumerate(handle, start=1):
-            if previous is not None:
-                yield previous[0], _parse_line(path, *previous)
-            previous = (number, raw) if raw.strip() else None
-        if previous is not None:
-            number, raw = previous
-            if not raw.endswith(b"\n"):
-                try:
-                    yield number, _parse_line(path, number, raw)
-                except ReportInputError:
+    decode = json.JSONDecoder().decode
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                value = decode(line)
+            except json.JSONDecodeError as exc:
+                if not line.strip():
+                    continue
+                if not line.endswith("\n"):  # only the last line can lack its newline: a write cut short
                     log.warning("%s:%d: last line is incomplete (a write in progress?); skipped", path, number)
                     raise _TruncatedTail() from None
-            else:
-                yield number, _parse_line(path, number, raw)
+                raise ReportInputError(f"{path}:{number}: not valid JSON ({exc})") from None
+            if not isinstance(value, dict):
+                raise ReportInputError(f"{path}:{number}: expected a JSON object, found {type(value).__name__}")
+            yield number, value
 
 
 class _TruncatedTail(Exception):
     """Internal: the file ended in a partial line."""
-
-
-def _parse_line(path: Path, number: int, raw: bytes) -> dict:
-    try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReportInputError(f"{path}:{number}: not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise ReportInputError(f"{path}:{number}: expected a JSON object, found {type(value).__name__}")
-    return value
 
 
 def committed_limit(cell: Cell) -> float | None:
@@ -143,76 +133,131 @@ def read_cell_data(cell: Cell) -> CellData:
     if not path.exists():
         return data
     seen: set[tuple] = set()
+    scorer = _SampleScorer()
     try:
         for number, row in iter_jsonl(path):
             data.n_lines += 1
-            _add_sample(data, row, seen, path, number, limit)
+            _add_sample(data, row, seen, path, number, limit, scorer)
     except _TruncatedTail:
         data.truncated_tail = True
     return data
 
 
-def _add_sample(data: CellData, row: dict, seen: set, path: Path, number: int, limit: float | None) -> None:
-    missing = [name for name in REQUIRED_SAMPLE_FIELDS if row.get(name) is None]
-    if missing:
-        raise ReportInputError(f"{path}:{number}: sample has no {', '.join(missing)}")
+class _SampleScorer:
+    """scoring's per-sample decisions, memoised on exactly the fields each one reads: a sweep has a
+    handful of distinct (status, compiled, tests_passed, tests_total) combinations and hundreds of
+    thousands of samples."""
+
+    def __init__(self):
+        self._valid: dict = {}
+        self._levels: dict = {}
+        self._credit: dict = {}
+
+    def valid(self, row: dict) -> bool:
+        status = row["status"]
+        if status not in self._valid:
+            self._valid[status] = is_valid(row)
+        return self._valid[status]
+
+    def levels(self, row: dict) -> tuple[bool, bool, bool]:
+        key = (row["status"], row.get("compiled"), row.get("tests_passed"))
+        if key not in self._levels:
+            levels = sample_levels(row)
+            self._levels[key] = tuple(levels[level] for level in LEVELS)
+        return self._levels[key]
+
+    def credit(self, row: dict) -> float | None:
+        key = (row.get("tests_passed"), row.get("tests_total"))
+        if key not in self._credit:
+            self._credit[key] = partial_credit(row)
+        return self._credit[key]
+
+
+def _add_sample(data: CellData, row: dict, seen: set, path: Path, number: int, limit: float | None,
+                scorer: _SampleScorer) -> None:
     try:
         step = int(row["step"])
-    except (TypeError, ValueError):
+        problem = str(row["problem_id"])
+        subset = str(row["subset"])
+        status = row["status"]
+        if status is None or row["problem_id"] is None or row["subset"] is None:
+            raise KeyError
+    except (KeyError, TypeError, ValueError):
+        missing = [name for name in REQUIRED_SAMPLE_FIELDS if row.get(name) is None]
+        if missing:
+            raise ReportInputError(f"{path}:{number}: sample has no {', '.join(missing)}") from None
         raise ReportInputError(f"{path}:{number}: step {row['step']!r} is not an integer") from None
     if limit is not None and step > limit:
         data.uncommitted += 1
         return
-    problem = str(row["problem_id"])
-    subset = str(row["subset"])
-    identity = (step, problem, row.get("sample"))
-    if row.get("sample") is not None:
+    index = row.get("sample")
+    if index is not None:
+        identity = (step, problem, index)
         if identity in seen:  # the store promises none; count it, keep the first
             data.duplicates += 1
             return
         seen.add(identity)
     try:
-        valid = is_valid(row)
-        levels = sample_levels(row) if valid else None
-        credit = partial_credit(row) if valid else None
+        valid = scorer.valid(row)
+        if valid:
+            compiled, partial, full = scorer.levels(row)
+            credit = scorer.credit(row)
     except ValueError as exc:
         raise ReportInputError(f"{path}:{number}: {exc}") from None
-    if row.get("n_edits") is not None:
-        data.n_edits.setdefault(step, int(row["n_edits"]))
+    if step not in data.n_edits and row.get("n_edits") is not None:
+        data.n_edits[step] = int(row["n_edits"])
     if not valid:
         data.harness_errors[subset, step] += 1
         return
-    unit = data.units.setdefault(subset, {}).setdefault((step, problem), Unit())
+    units = data.units.get(subset)
+    if units is None:
+        units = data.units[subset] = {}
+    unit = units.get((step, problem))
+    if unit is None:
+        unit = units[step, problem] = Unit()
     unit.n += 1
-    unit.compile += levels["compile"]
-    unit.partial += levels["partial"]
-    unit.full += levels["full"]
+    unit.compile += compiled
+    unit.partial += partial
+    unit.full += full
     if credit is not None:
         unit.credit_sum += credit
         unit.credit_n += 1
     adoption = row.get("adoption")
     if adoption is not None:
-        if adoption not in API_ADOPTION_CLASSES + SPECIFICITY_CLASSES:
+        if adoption not in _ADOPTION_NAMES:
             raise ReportInputError(f"{path}:{number}: unknown adoption class {adoption!r}")
         data.adoption[subset, step, adoption] += 1
-    if not levels["full"]:
+    if not full:
         data.failing[subset, step] += 1
         error = row.get("error_class")
         if error is not None:
-            if error not in ERROR_CLASSES:
+            if error not in _ERROR_NAMES:
                 raise ReportInputError(f"{path}:{number}: unknown error class {error!r}")
             data.errors[subset, step, error] += 1
+
+
+_ADOPTION_NAMES = frozenset(API_ADOPTION_CLASSES + SPECIFICITY_CLASSES)
+_ERROR_NAMES = frozenset(ERROR_CLASSES)
 
 
 # ---- metrics over a selection of units -------------------------------------------------------
 
 def pass_metrics(units: Iterable[Unit]) -> dict[str, float | None]:
-    """compile/partial/full pass@k (scoring.mean_pass_at_k over the units) plus partial credit."""
+    """compile/partial/full pass@k over the units plus the partial credit.
+
+    The mean of scoring.pass_at_k over units (as scoring.mean_pass_at_k, leaving out units with fewer
+    than k samples), taken over the distinct (n, c) pairs with their multiplicity so that it stays
+    fast on large cells.
+    """
     units = list(units)
     out: dict[str, float | None] = {}
-    for metric in PASS_KEYS:
-        level, k = metric.split("@")
-        out[metric], _ = mean_pass_at_k(((u.n, u.level_count(level)) for u in units), int(k))
+    for level in LEVELS:
+        pairs = Counter((u.n, getattr(u, level)) for u in units)
+        for k in DEFAULT_KS:
+            kept = [(n, c, w) for (n, c), w in pairs.items() if n >= k]
+            weight = sum(w for _, _, w in kept)
+            out[f"{level}@{k}"] = (sum(w * cached_pass_at_k(n, c, k) for n, c, w in kept) / weight
+                                   if weight else None)
     credits = [u.credit_sum / u.credit_n for u in units if u.credit_n]
     out["partial_credit"] = sum(credits) / len(credits) if credits else None
     return out

@@ -158,7 +158,7 @@ def read_multirun(root: Path) -> tuple[dict[str, list[str]], str]:
     """The grid axes named on the command line of the sweep's last launch (Hydra's multirun.yaml)."""
     path = root / "multirun.yaml"
     if not path.exists():
-        return {}, "no multirun.yaml in the sweep directory: the expected grid comes from the cells present"
+        return {}, "No multirun.yaml in the sweep directory: the expected grid comes from the cells present"
     import yaml  # only needed here
 
     try:
@@ -178,7 +178,7 @@ def read_multirun(root: Path) -> tuple[dict[str, list[str]], str]:
             unparsed.append(str(item))
         else:
             axes[name] = values
-    note = "multirun.yaml (the last launch into this directory) names: " + (
+    note = "The sweep's multirun.yaml (its last launch) names: " + (
         "; ".join(f"{k}={','.join(v)}" for k, v in axes.items()) or "no grid axes")
     if unparsed:
         note += f"; not expanded: {', '.join(unparsed)}"

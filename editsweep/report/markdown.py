@@ -123,7 +123,8 @@ def _rq1_section(rows: list[dict], figures: list[Path], out_dir: Path) -> list[s
            "own API's edit (specificity problems after each edit), and all steps are pooled. pass@k in %, at three "
            "levels: *compile* (parses, avoids the removed API, runs, defines the entry point), *partial* (≥ 1 test "
            "passes), *full* (all tests pass). In brackets: the change in points from the unedited baseline "
-           "(`none`) on the same problems.", ""]
+           "(`none`) on the same problems. *units*: problem evaluations averaged over (a specificity problem is "
+           "evaluated once per edit).", ""]
     out += _figure_lines(figures, out_dir)
     variants = _variant_columns(rows)
     metrics = [f"{level}@{k}" for level in ("compile", "partial", "full") for k in (1, 3, 5)]
@@ -200,7 +201,8 @@ def _rq4_section(error_rows: list[dict], drop_rows: list[dict], figures: list[Pa
            + ", ".join(f"*{n.replace('_', ' ')}*" for n in ERROR_CLASSES)
            + ". Then the drop of full pass@1 from the unedited baseline, split exactly into the samples that no "
              "longer compile (*compile part*) and those that compile but fail their tests (*post-compile part*); "
-             "points of pass@1, on the problems both cells share.", ""]
+             "points of pass@1, on the problems both cells share. A positive number is a loss against the baseline; "
+             "the compile share is given when both parts are losses.", ""]
     out += _figure_lines(figures, out_dir)
     variants = _variant_columns(error_rows)
     short = {"syntax_error": "syntax", "deprecated_api": "deprecated", "name_error": "name",
@@ -226,7 +228,7 @@ def _rq4_section(error_rows: list[dict], drop_rows: list[dict], figures: list[Pa
                       pct(r["compile_share_of_drop"])])
     out += ["### Compile vs post-compile split of the drop", "",
             md_table(header, table) if table else "No edited cell.", "",
-            "A positive drop is a loss against the baseline. Counts per class: `tables/rq4_errors.csv`; the split: "
+            "Counts per class: `tables/rq4_errors.csv`; the split: "
             "`tables/rq4_drop_split.csv`.", ""]
     return out
 

@@ -53,6 +53,8 @@ class Analysis:
     sweep: Sweep
     data: dict[int, CellData]       # id(cell) -> counts
     warnings: list[str]
+    _cache: dict = field(default_factory=dict)
+    _baseline_choice: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, sweep: Sweep, progress=None) -> "Analysis":
@@ -97,6 +99,12 @@ class Analysis:
     def baseline(self, cell: Cell, subset: str) -> Cell | None:
         """The unedited cell to compare `cell` with: same model, data and subset; same regime and
         seed preferred; only cells with samples for that subset qualify."""
+        key = (id(cell), subset)
+        if key not in self._baseline_choice:
+            self._baseline_choice[key] = self._find_baseline(cell, subset)
+        return self._baseline_choice[key]
+
+    def _find_baseline(self, cell: Cell, subset: str) -> Cell | None:
         candidates = [
             c for c in self.sweep.present()
             if c.key.method == BASELINE_METHOD and c.key.model == cell.key.model and c.key.data == cell.key.data
@@ -108,13 +116,24 @@ class Analysis:
 
     def steps(self, cell: Cell, subset: str) -> list[int]:
         """The committed steps of a cell with samples of `subset` (each a complete evaluation point)."""
-        return self.cell_data(cell).steps(subset)
+        return sorted(self._units_by_step(cell, subset))
 
     def units(self, cell: Cell, subset: str, steps: set[int] | None) -> dict[tuple[int, str], Unit]:
         units = self.cell_data(cell).units.get(subset, {})
         if steps is None:
             return units
+        if len(steps) == 1:
+            return self._units_by_step(cell, subset).get(next(iter(steps)), {})
         return {key: unit for key, unit in units.items() if key[0] in steps}
+
+    def _units_by_step(self, cell: Cell, subset: str) -> dict[int, dict]:
+        key = ("by_step", id(cell), subset)
+        if key not in self._cache:
+            split: dict[int, dict] = {}
+            for unit_key, unit in self.cell_data(cell).units.get(subset, {}).items():
+                split.setdefault(unit_key[0], {})[unit_key] = unit
+            self._cache[key] = split
+        return self._cache[key]
 
     def n_edits(self, cell: Cell, step: int) -> int:
         return self.cell_data(cell).n_edits.get(step, step)
@@ -125,38 +144,50 @@ class Analysis:
 
     # ---- baseline comparison ------------------------------------------------------------------
 
+    def _baseline_values(self, base: Cell, subset: str, by_step: bool) -> dict:
+        """pass@k of the baseline's units, keyed (step, problem) or, pooling its steps, by problem."""
+        key = (id(base), subset, by_step)
+        if key not in self._cache:
+            values: dict = {}
+            if by_step:
+                for unit_key, unit in self.units(base, subset, None).items():
+                    values[unit_key] = {m: unit.value(m) for m in PASS_KEYS}
+            else:
+                pooled: dict[str, list[Unit]] = {}
+                for (_, problem), unit in self.units(base, subset, None).items():
+                    pooled.setdefault(problem, []).append(unit)
+                for problem, units in pooled.items():
+                    values[problem] = {}
+                    for metric in PASS_KEYS:
+                        kept = [v for v in (u.value(metric) for u in units) if v is not None]
+                        values[problem][metric] = sum(kept) / len(kept) if kept else None
+            self._cache[key] = values
+        return self._cache[key]
+
     def matched(self, cell: Cell, subset: str, units: dict[tuple[int, str], Unit]):
         """(baseline cell, {metric: (edited mean, baseline mean, n matched units)}) on shared units."""
         base = self.baseline(cell, subset)
         if base is None or not units:
             return base, {}
-        base_units = self.units(base, subset, None)
         same_regime = base.key.regime == cell.key.regime
-        by_problem: dict[str, list[Unit]] = {}
-        if not same_regime:
-            for (_, problem), unit in base_units.items():
-                by_problem.setdefault(problem, []).append(unit)
-        out = {}
-        for metric in PASS_KEYS:
-            edited_values, base_values = [], []
-            for (step, problem), unit in units.items():
+        base_values = self._baseline_values(base, subset, by_step=same_regime)
+        sums = {m: [0.0, 0.0, 0] for m in PASS_KEYS}
+        for (step, problem), unit in units.items():
+            other = base_values.get((step, problem) if same_regime else problem)
+            if other is None:
+                continue
+            for metric in PASS_KEYS:
+                base_value = other[metric]
+                if base_value is None:
+                    continue
                 value = unit.value(metric)
                 if value is None:
                     continue
-                if same_regime:
-                    other = base_units.get((step, problem))
-                    base_value = other.value(metric) if other else None
-                else:
-                    values = [v for v in (u.value(metric) for u in by_problem.get(problem, ())) if v is not None]
-                    base_value = sum(values) / len(values) if values else None
-                if base_value is None:
-                    continue
-                edited_values.append(value)
-                base_values.append(base_value)
-            if edited_values:
-                out[metric] = (sum(edited_values) / len(edited_values), sum(base_values) / len(base_values),
-                               len(edited_values))
-        return base, out
+                total = sums[metric]
+                total[0] += value
+                total[1] += base_value
+                total[2] += 1
+        return base, {m: (e / n, b / n, n) for m, (e, b, n) in sums.items() if n}
 
 
 def _key_columns(cell: Cell, subset: str) -> dict:
@@ -317,7 +348,10 @@ def rq4_drop_rows(analysis: Analysis) -> list[dict]:
                     row.update({"n_matched_units": matched["compile@1"][2],
                                 "baseline/compile@1": baseline["compile@1"], "baseline/full@1": baseline["full@1"],
                                 "compile@1": edited["compile@1"], "full@1": edited["full@1"], **split})
+                    # a share only reads as one when both parts are losses
+                    parts_are_losses = split["compile_drop"] >= 0 and split["post_compile_drop"] >= 0
                     total = split["total_drop"]
-                    row["compile_share_of_drop"] = split["compile_drop"] / total if total > 0 else None
+                    row["compile_share_of_drop"] = (split["compile_drop"] / total
+                                                    if total > 0 and parts_are_losses else None)
             rows.append(row)
     return sorted(rows, key=row_order)
