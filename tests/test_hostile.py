@@ -132,7 +132,7 @@ def test_memory_bomb_is_stopped(pool):
 def test_tmpfs_fill_is_stopped_by_the_cgroup(pool):
     fill = ("import os\ndef f(x):\n    block = b'x' * (16 << 20)\n    for i in range(200):\n"
             "        with open(f'/dev/shm/fill-{i}', 'wb') as out:\n            out.write(block)\n    return x\n")
-    r = run(pool, fill, timeout_s=8.0)
+    r = run(pool, fill, timeout_s=20.0)
     assert r["status"] == "memory", r
     assert run(pool, "import os\ndef f(x):\n    return len(os.listdir('/dev/shm')) + 1\n")["status"] == "passed"
 

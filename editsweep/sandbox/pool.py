@@ -432,6 +432,8 @@ class SandboxPool:
 
     @staticmethod
     def _finalize(raw: dict) -> dict:
+        if raw.get("stragglers_killed"):
+            log.debug("sandbox: %s left %d process(es) behind, killed", raw["id"], raw["stragglers_killed"])
         status = raw["status"]
         error_type, message, line = raw.get("error_type"), raw.get("error_message"), raw.get("error_line")
         if raw.get("oom_killed") and status in ("crashed", "timeout"):

@@ -271,16 +271,19 @@ class Worker:
                 os._exit(code)
         os.close(result_w)
         os.close(output_w)
-        outcome = self.watch_child(job, pid, result_r, output_r, started)
-        os.close(result_r)
-        os.close(output_r)
+        stragglers = 0
+        try:
+            outcome = self.watch_child(job, pid, result_r, output_r, started)
+        finally:  # whatever happened above, nothing of this sample survives into the next
+            os.close(result_r)
+            os.close(output_r)
+            stragglers = self.sweep(pid)
+            for path in self.wipe_dirs:
+                _wipe_dir(path)
+            if not self.jailed:
+                _wipe_dir(self.scratch_root)
         outcome["cpu_limit_s"] = _cpu_limit(float(job["timeout_s"]), self.config)
-        outcome["stragglers_killed"] = self.sweep(pid)
-        for path in self.wipe_dirs:
-            _wipe_dir(path)
-        if not self.jailed:
-            _wipe_dir(self.scratch_root)
-        outcome["worker_duration_s"] = round(time.monotonic() - started, 4)
+        outcome["stragglers_killed"] = stragglers
         return decide(job, nonce, outcome)
 
     def watch_child(self, job, pid, result_r, output_r, started):
@@ -614,7 +617,6 @@ def decide(job, nonce, outcome):
         "error_line": None,
         "output": outcome["output"],
         "duration_s": outcome["duration_s"],
-        "worker_duration_s": None,
         "exit": _exit_description(outcome["wait_status"]),
         "stragglers_killed": outcome.get("stragglers_killed", 0),
     }
