@@ -54,6 +54,19 @@ def samples_of(step: int, problem: str, subset: str, statuses: str, adoptions: s
     return rows
 
 
+def cell_summary(regime: str, rows: list[dict]) -> dict:
+    """result.json "metrics" as the cell means it (editsweep.regimes.final_metrics): per subset,
+    scoring.summarize over every step with a problem counted once per step (instant), or over the
+    last evaluation point (sequential)."""
+    if regime == "sequential":
+        last = max(r["step"] for r in rows)
+        rows = [r for r in rows if r["step"] == last]
+    else:
+        rows = [{**r, "problem_id": f"{r['step']}/{r['problem_id']}", "step": 0} for r in rows]
+    return {subset: summarize([r for r in rows if r["subset"] == subset])
+            for subset in sorted({r["subset"] for r in rows})}
+
+
 def write_cell(root: Path, name: str, method: str, regime: str, subset: str, units: list[list[dict]], *,
                last_step: int | None, state: str = "done", error: str | None = None) -> Path:
     """A cell directory as editsweep.store writes it."""
@@ -70,8 +83,9 @@ def write_cell(root: Path, name: str, method: str, regime: str, subset: str, uni
                                               for s in steps if method != "none"))
     if last_step is not None:
         (path / "progress.json").write_text(json.dumps({"last_step": last_step, "units": len(steps)}))
-    if state == "done":
-        (path / "result.json").write_text(json.dumps({"cell_id": name, "n_samples": len(rows)}))
+    if state == "done":  # the cell's own summary, as editsweep.cell writes it
+        (path / "result.json").write_text(json.dumps({"cell_id": name, "n_samples": len(rows),
+                                                      "metrics": cell_summary(regime, rows)}))
     if error is not None:
         (path / "error.txt").write_text(error)
     return path
@@ -224,6 +238,33 @@ def test_rq2_points_equal_scoring_summarize(report):
         for k in (1, 3, 5):
             assert float(row[f"{metric}@{k}"]) == pytest.approx(100 * expected[f"{metric}@{k}"], abs=1e-6)
     assert float(row["partial_credit"]) == pytest.approx(100 * expected["partial_credit"], abs=1e-6)
+
+
+def test_rq1_equals_the_cells_own_summary(report):
+    """The report and scoring.summarize over the same units (what result.json holds) agree on finished
+    cells, and the report says nothing about a mismatch."""
+    sweep, out = report
+    rows = read_csv(out, "rq1_instant")
+    for name, method, subset in (("c_rome_instant_rel", "rome", "reliability"),
+                                 ("d_rome_instant_spec", "rome", "specificity"),
+                                 ("a_none_instant_rel", "none", "reliability")):
+        stored = json.loads((sweep / name / "result.json").read_text())["metrics"][subset]
+        row = pick(rows, method=method, subset=subset)
+        for metric in ("compile", "partial", "full"):
+            for k in (1, 3, 5):
+                assert float(row[f"{metric}@{k}"]) == pytest.approx(100 * stored[f"{metric}@{k}"], abs=1e-6)
+    assert "result.json says" not in (out / "report.md").read_text()
+
+
+def test_a_result_json_that_disagrees_with_its_samples_is_flagged(tmp_path):
+    sweep = build_sweep(tmp_path / "sweep")
+    path = sweep / "c_rome_instant_rel" / "result.json"
+    result = json.loads(path.read_text())
+    result["metrics"]["reliability"]["full@1"] = 0.5
+    path.write_text(json.dumps(result))
+    text = build_report(sweep, tmp_path / "out", figures=False).read_text()
+    assert ("model=tiny-coder method=rome regime=instant subset=reliability data=demo seed=0: result.json says "
+            "reliability full@1 = 0.500000, its samples give 0.100000") in text
 
 
 def test_rq3_adoption_shares(report):

@@ -77,7 +77,32 @@ class Analysis:
                                 f"(progress.json) were left out; the cell recomputes them when it resumes")
         for path in sweep.unidentified:
             warnings.append(f"{path}: looks like a cell store but has no readable cell.json; not reported")
-        return cls(sweep=sweep, data=data, warnings=warnings)
+        analysis = cls(sweep=sweep, data=data, warnings=warnings)
+        for cell in present:
+            warnings.extend(analysis.check_result(cell))
+        return analysis
+
+    def check_result(self, cell: Cell) -> list[str]:
+        """Compare a finished cell's own summary (result.json "metrics", per subset) with what the
+        report computes from its samples; a difference means the store or one of the two is wrong."""
+        stored = cell.result.get("metrics") if cell.state == DONE else None
+        if not isinstance(stored, dict):
+            return []
+        problems = []
+        for subset, metrics in stored.items():
+            if not isinstance(metrics, dict) or subset not in self.cell_data(cell).units:
+                continue
+            last = self.last_step(cell, subset) if cell.key.regime == SEQUENTIAL else None
+            units = self.units(cell, subset, None if last is None else {last})
+            ours = pass_metrics(units.values())
+            for metric in PASS_KEYS:
+                theirs = metrics.get(metric)
+                if theirs is None or ours[metric] is None:
+                    continue
+                if abs(float(theirs) - ours[metric]) > 1e-9:
+                    problems.append(f"{cell.key.label()}: result.json says {subset} {metric} = {float(theirs):.6f}, "
+                                    f"its samples give {ours[metric]:.6f}")
+        return problems
 
     # ---- lookups ------------------------------------------------------------------------------
 
