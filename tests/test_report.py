@@ -352,15 +352,29 @@ def test_figures_are_written_and_non_trivial(report):
 
 
 def test_multirun_axes_add_missing_cells(tmp_path):
+    """Options on the command line become the labels their cells carry: learnt from a started cell's
+    .hydra/overrides.yaml, or from the option's `name:` in the launch's config directory."""
     sweep = build_sweep(tmp_path / "sweep")
+    hydra_dir = sweep / "c_rome_instant_rel" / ".hydra"
+    hydra_dir.mkdir()
+    (hydra_dir / "overrides.yaml").write_text("- model=tiny_coder\n- method=rome\n- regime=instant\n")
+    conf = tmp_path / "conf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "other_coder.yaml").write_text("name: other:coder\narch: llama\n")
     (sweep / "multirun.yaml").write_text(
-        "hydra:\n  overrides:\n    task:\n    - model=tiny-coder\n    - method=none,rome,memit,pmet\n"
-        "    - regime=instant,sequential\n    - subset=reliability,specificity\n")
+        "hydra:\n  overrides:\n    task:\n    - model=tiny_coder,other_coder\n    - method=none,rome,memit,pmet\n"
+        "    - regime=instant,sequential\n    - subset=reliability,specificity\n"
+        f"  runtime:\n    config_sources:\n    - path: {tmp_path / 'conf'}\n      schema: file\n      provider: main\n")
     found = discover(sweep)
-    missing = sorted((c.key.method, c.key.regime, c.key.subset) for c in found.cells if c.state == "missing")
-    assert missing == [("memit", "instant", "specificity"), ("memit", "sequential", "specificity"),
-                       ("pmet", "instant", "reliability"), ("pmet", "instant", "specificity"),
-                       ("pmet", "sequential", "reliability"), ("pmet", "sequential", "specificity")]
+    missing = sorted((c.key.model, c.key.method, c.key.regime, c.key.subset) for c in found.cells
+                     if c.state == "missing")
+    other = [m[1:] for m in missing if m[0] == "other:coder"]
+    assert [m[1:] for m in missing if m[0] == MODEL] == [
+        ("memit", "instant", "specificity"), ("memit", "sequential", "specificity"),
+        ("pmet", "instant", "reliability"), ("pmet", "instant", "specificity"),
+        ("pmet", "sequential", "reliability"), ("pmet", "sequential", "specificity")]
+    assert len(other) == 2 + 3 * 2 * 2  # its two baselines and every edited cell
+    assert {m[0] for m in missing} == {MODEL, "other:coder"}  # no cell expected under the option names
     assert "method=none,rome,memit,pmet" in found.multirun_note
 
 

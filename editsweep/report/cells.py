@@ -154,8 +154,9 @@ def _split_sweep_values(text: str) -> list[str] | None:
     return [v for v in values if v]
 
 
-def read_multirun(root: Path) -> tuple[dict[str, list[str]], str]:
-    """The grid axes named on the command line of the sweep's last launch (Hydra's multirun.yaml)."""
+def read_multirun(root: Path, cells: list[Cell] = ()) -> tuple[dict[str, list[str]], str]:
+    """The grid axes named on the command line of the sweep's last launch (Hydra's multirun.yaml),
+    as the labels the cells carry (see `option_labels`)."""
     path = root / "multirun.yaml"
     if not path.exists():
         return {}, "No multirun.yaml in the sweep directory: the expected grid comes from the cells present"
@@ -165,8 +166,9 @@ def read_multirun(root: Path) -> tuple[dict[str, list[str]], str]:
         config = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         return {}, f"multirun.yaml could not be parsed ({exc.__class__.__name__}); ignored"
-    overrides = (((config.get("hydra") or {}).get("overrides") or {}).get("task")) or []
-    axes: dict[str, list[str]] = {}
+    hydra = config.get("hydra") or {}
+    overrides = ((hydra.get("overrides") or {}).get("task")) or []
+    options: dict[str, list[str]] = {}
     unparsed = []
     for item in overrides:
         name, _, value = str(item).partition("=")
@@ -177,12 +179,53 @@ def read_multirun(root: Path) -> tuple[dict[str, list[str]], str]:
         if values is None:
             unparsed.append(str(item))
         else:
-            axes[name] = values
+            options[name] = values
+    conf_dirs = [Path(source["path"]) for source in ((hydra.get("runtime") or {}).get("config_sources") or [])
+                 if isinstance(source, dict) and source.get("schema") == "file" and source.get("path")]
+    labels = option_labels(cells, conf_dirs)
+    axes = {axis: [labels.get(axis, {}).get(v, v) for v in values] for axis, values in options.items()}
     note = "The sweep's multirun.yaml (its last launch) names: " + (
-        "; ".join(f"{k}={','.join(v)}" for k, v in axes.items()) or "no grid axes")
+        "; ".join(f"{k}={','.join(v)}" for k, v in options.items()) or "no grid axes")
     if unparsed:
         note += f"; not expanded: {', '.join(unparsed)}"
     return axes, note
+
+
+def option_labels(cells: list[Cell], conf_dirs: list[Path]) -> dict[str, dict[str, str]]:
+    """Config option -> the label its cells carry, per axis (`model=tiny_llama` makes cells whose
+    cell.json says model "tiny:llama"). Learnt from the cells' own `.hydra/overrides.yaml`, else from
+    the option's `name:` in the config directory the sweep was launched with; else the option itself."""
+    import yaml
+
+    labels: dict[str, dict[str, str]] = {axis: {} for axis in AXES}
+    for cell in cells:
+        path = cell.path / ".hydra" / "overrides.yaml" if cell.path else None
+        if path is None or not path.exists():
+            continue
+        try:
+            items = yaml.safe_load(path.read_text()) or []
+        except yaml.YAMLError:
+            continue
+        for item in items if isinstance(items, list) else []:
+            name, _, value = str(item).partition("=")
+            name = name.lstrip("+~")
+            if name in AXES and value and "," not in value:
+                labels[name].setdefault(value, getattr(cell.key, name))
+    for conf in conf_dirs:
+        for axis in AXES:
+            folder = conf / axis
+            if not folder.is_dir():
+                continue
+            for option_file in folder.glob("*.yaml"):
+                if option_file.stem in labels[axis]:
+                    continue
+                try:
+                    data = yaml.safe_load(option_file.read_text()) or {}
+                except (OSError, yaml.YAMLError):
+                    continue
+                if isinstance(data, dict) and data.get("name") is not None:
+                    labels[axis][option_file.stem] = str(data["name"])
+    return labels
 
 
 def _expected_keys(cells: list[Cell], multirun_axes: dict[str, list[str]]) -> set[tuple]:
@@ -233,7 +276,7 @@ def discover(root: Path) -> Sweep:
                 unidentified.append(path)
         elif any((path / name).exists() for name in STORE_FILES):
             unidentified.append(path)
-    multirun_axes, multirun_note = read_multirun(root)
+    multirun_axes, multirun_note = read_multirun(root, cells)
     if not cells and not unidentified:
         raise ReportInputError(f"{root}: no cell stores found (no subdirectory with a cell.json)")
 
