@@ -21,7 +21,6 @@ import json
 import logging
 import netrc
 import os
-import socket
 import struct
 import threading
 from pathlib import Path
@@ -70,19 +69,37 @@ def api_key_configured(base_url: str) -> bool:
 
 
 def server_reachable(base_url: str, timeout_s: float) -> bool:
-    """A TCP connect to the server within `timeout_s` (DNS included; a hung resolver counts as unreachable)."""
-    parsed = urlparse(base_url)
-    host = parsed.hostname
-    if not host:
+    """Does a W&B server answer at `base_url` within `timeout_s`?
+
+    A GraphQL POST must come back as JSON (a W&B server answers JSON even when it refuses the
+    request). A TCP connect is not enough: egress proxies accept every connection. DNS is
+    inside the deadline too, since a hung resolver must not block the cell.
+    """
+    import urllib.error
+    import urllib.request
+
+    if not urlparse(base_url).hostname:
         return False
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
     outcome: Dict[str, bool] = {}
+    request = urllib.request.Request(
+        base_url.rstrip("/") + "/graphql",
+        data=json.dumps({"query": "query { viewer { id } }"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
 
     def probe() -> None:
         try:
-            with socket.create_connection((host, port), timeout=timeout_s):
-                outcome["ok"] = True
-        except OSError:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                body = response.read(65536)
+        except urllib.error.HTTPError as exc:
+            body = exc.read(65536)
+        except (OSError, ValueError):
+            outcome["ok"] = False
+            return
+        try:
+            json.loads(body)
+            outcome["ok"] = True
+        except ValueError:
             outcome["ok"] = False
 
     thread = threading.Thread(target=probe, name="wandb-reachability", daemon=True)
@@ -146,10 +163,23 @@ class Tracker:
             return self
         import wandb
 
-        if self.settings.get("base_url"):
-            os.environ["WANDB_BASE_URL"] = str(self.settings["base_url"])
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(
+        try:
+            self.run = self._init(wandb)
+        except Exception as exc:  # e.g. an online server that refuses the key: log offline instead
+            if self.mode != "online":
+                raise
+            log.warning("W&B online init failed (%s): logging offline instead", exc)
+            self.mode = "offline"
+            self.run = self._init(wandb)
+        self.run.define_metric(STEP_METRIC)
+        self.run.define_metric("*", step_metric=STEP_METRIC)
+        _ACTIVE = self
+        log.info("W&B run %s (%s) in %s", self.run_id, self.mode, self.run_dir)
+        return self
+
+    def _init(self, wandb: Any) -> Any:
+        return wandb.init(
             project=self.settings.get("project") or "editsweep",
             entity=self.settings.get("entity"),
             id=self.run_id,
@@ -162,13 +192,8 @@ class Tracker:
             mode=self.mode,
             resume="allow",
             reinit="finish_previous",
-            settings=wandb.Settings(console="off", init_timeout=60),
+            settings=wandb.Settings(console="off", init_timeout=60, base_url=self.base_url),
         )
-        self.run.define_metric(STEP_METRIC)
-        self.run.define_metric("*", step_metric=STEP_METRIC)
-        _ACTIVE = self
-        log.info("W&B run %s (%s) in %s", self.run_id, self.mode, self.run_dir)
-        return self
 
     def log_step(self, step: int, metrics: Mapping[str, Any]) -> None:
         if self.run is not None:
@@ -257,11 +282,24 @@ def _items_to_dict(items: Iterable[Any], target: Dict[str, Any]) -> None:
         node[keys[-1]] = json.loads(item.value_json)
 
 
-def read_offline_run(run_dir: Path) -> Dict[str, Any]:
+def read_offline_run(run_dir: Path, wait_s: float = 10.0) -> Dict[str, Any]:
     """Summary, history rows, config, run id and exit code of one `offline-run-*` directory.
 
-    Lets tests and users check what a run recorded without a W&B server.
+    Lets tests and users check what a run recorded without a W&B server. wandb-core writes the
+    file asynchronously (it can hold only its header right after `finish()` returns), so this
+    waits up to `wait_s` for the exit record of a closed run.
     """
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        out = _parse_offline_run(Path(run_dir))
+        if out["exit_code"] is not None or time.monotonic() >= deadline:
+            return out
+        time.sleep(0.2)
+
+
+def _parse_offline_run(run_dir: Path) -> Dict[str, Any]:
     from wandb.proto import wandb_internal_pb2 as pb
 
     files = sorted(Path(run_dir).glob("run-*.wandb"))
