@@ -393,6 +393,20 @@ def test_torn_last_line_is_skipped_and_a_bad_line_is_named(tmp_path):
     assert cli.main(["report", str(sweep), "--out", str(tmp_path / "out3")]) == 2
 
 
+def test_a_job_killed_before_its_cell_started_is_reported(tmp_path):
+    sweep = build_sweep(tmp_path / "sweep")
+    lost = sweep / "tiny-coder-pmet-instant-reliability-s0-abc123"
+    lost.mkdir()
+    (lost / "error.txt").write_text("cell tiny-coder-pmet-instant-reliability-s0-abc123: job 17 ended (CANCELLED) "
+                                    "without a result; it was killed from outside.\nlast lines of its stderr:\nslurmstepd: "
+                                    "CANCELLED\n")
+    (sweep / "report").mkdir()  # an earlier report's output: not a cell
+    text = build_report(sweep, None, figures=False).read_text()
+    assert (f"{lost}: failed before its cell started (no cell.json): cell tiny-coder-pmet-instant-reliability-s0-abc123: "
+            "job 17 ended (CANCELLED) without a result; it was killed from outside.") in text
+    assert "report: looks like" not in text
+
+
 def test_not_a_sweep_directory(tmp_path):
     with pytest.raises(ReportInputError, match="no cell stores found"):
         discover(tmp_path)

@@ -68,6 +68,7 @@ class Cell:
     result: dict = field(default_factory=dict)
     progress: dict = field(default_factory=dict)
     edit_steps: int = 0              # lines of edits.jsonl
+    overrides: list[str] = field(default_factory=list)  # the cell's Hydra overrides, when recorded
 
     @property
     def subsets(self) -> tuple[str, ...]:
@@ -108,9 +109,13 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in handle if line.strip())
 
 
-def _last_error_line(path: Path) -> str:
+def error_headline(path: Path) -> str:
+    """What went wrong, in one line: a traceback's last line (the exception), or the first line of a
+    message the launcher wrote for a job killed from outside."""
     lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1] if lines else "(error.txt is empty)"
+    if not lines:
+        return "(error.txt is empty)"
+    return lines[-1] if lines[0].startswith("Traceback") else lines[0]
 
 
 def read_cell(path: Path) -> Cell:
@@ -131,14 +136,29 @@ def read_cell(path: Path) -> Cell:
         cell.result = _read_json(path / "result.json")
     elif (path / "error.txt").exists():
         cell.state = FAILED
-        cell.error_summary = _last_error_line(path / "error.txt")
+        cell.error_summary = error_headline(path / "error.txt")
     if (path / "progress.json").exists():
         try:
             cell.progress = _read_json(path / "progress.json")
         except ReportInputError as exc:  # written atomically, so this is a real defect: say it, go on
             log.warning("%s", exc)
     cell.edit_steps = _count_lines(path / "edits.jsonl")
+    cell.overrides = _hydra_overrides(path)
     return cell
+
+
+def _hydra_overrides(path: Path) -> list[str]:
+    """The overrides Hydra recorded for this cell (`.hydra/overrides.yaml`), or [] if none."""
+    file = path / ".hydra" / "overrides.yaml"
+    if not file.exists():
+        return []
+    import yaml
+
+    try:
+        items = yaml.safe_load(file.read_text()) or []
+    except yaml.YAMLError:
+        return []
+    return [str(item) for item in items] if isinstance(items, list) else []
 
 
 _SWEEP_VALUE = re.compile(r"^(?:choice\((?P<choice>.*)\)|(?P<list>[^()]*))$")
@@ -199,15 +219,8 @@ def option_labels(cells: list[Cell], conf_dirs: list[Path]) -> dict[str, dict[st
 
     labels: dict[str, dict[str, str]] = {axis: {} for axis in AXES}
     for cell in cells:
-        path = cell.path / ".hydra" / "overrides.yaml" if cell.path else None
-        if path is None or not path.exists():
-            continue
-        try:
-            items = yaml.safe_load(path.read_text()) or []
-        except yaml.YAMLError:
-            continue
-        for item in items if isinstance(items, list) else []:
-            name, _, value = str(item).partition("=")
+        for item in cell.overrides:
+            name, _, value = item.partition("=")
             name = name.lstrip("+~")
             if name in AXES and value and "," not in value:
                 labels[name].setdefault(value, getattr(cell.key, name))

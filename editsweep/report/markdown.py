@@ -31,14 +31,12 @@ def _state(row: dict) -> str:
     return "" if row["state"] == DONE else row["state"]
 
 
-def _override_line(cell: Cell) -> str:
-    parts = [f"model={cell.key.model}", f"method={cell.key.method}", f"regime={cell.key.regime}",
-             f"subset={cell.key.subset}"]
-    if cell.key.data:
-        parts.append(f"data={cell.key.data}")
-    if cell.key.seed:
-        parts.append(f"seed={cell.key.seed}")
-    return " ".join(parts)
+def _coordinates(cell: Cell) -> str:
+    return cell.key.label()
+
+
+def _rerun_hint(cell: Cell) -> str:
+    return f" · its overrides: `{' '.join(cell.overrides)}`" if cell.overrides else ""
 
 
 def _status_section(analysis: Analysis) -> list[str]:
@@ -56,10 +54,12 @@ def _status_section(analysis: Analysis) -> list[str]:
     running = [c for c in sweep.cells if c.state == IN_PROGRESS]
     missing = [c for c in sweep.cells if c.state == MISSING]
     if failed:
-        out += ["**Failed cells** (their committed samples are still reported, marked `failed`; rerun the "
-                "sweep command to resume them, or launch one with the overrides shown):", ""]
+        out += ["**Failed cells** (their committed samples are still reported, marked `failed`; rerunning the "
+                "sweep's command resumes them, and `editsweep status SWEEP_DIR` prints a command for exactly "
+                "these):", ""]
         for cell in failed:
-            out.append(f"- `{_override_line(cell)}` — {cell.error_summary} (`{cell.path / 'error.txt'}`)")
+            out.append(f"- `{_coordinates(cell)}` — {cell.error_summary} (`{cell.path / 'error.txt'}`)"
+                       + _rerun_hint(cell))
         out.append("")
     if running:
         out += ["**In progress** (no `result.json` yet: running, queued or interrupted; numbers cover the "
@@ -67,12 +67,12 @@ def _status_section(analysis: Analysis) -> list[str]:
         for cell in running:
             data = analysis.cell_data(cell)
             last = "none" if data.last_committed is None else str(data.last_committed)
-            out.append(f"- `{_override_line(cell)}` — last committed step {last}, {cell.edit_steps} edit step(s), "
+            out.append(f"- `{_coordinates(cell)}` — last committed step {last}, {cell.edit_steps} edit step(s), "
                        f"{sum(u.n for units in data.units.values() for u in units.values())} samples")
         out.append("")
     if missing:
         out += ["**Missing cells** (expected by the grid, no cell directory yet):", ""]
-        out += [f"- `{_override_line(cell)}`" for cell in missing]
+        out += [f"- `{_coordinates(cell)}`" for cell in missing]
         out.append("")
     if analysis.warnings:
         out += ["**Data notes:**", ""] + [f"- {w}" for w in analysis.warnings] + [""]
@@ -236,13 +236,14 @@ def _rq4_section(error_rows: list[dict], drop_rows: list[dict], figures: list[Pa
 def _cells_section(analysis: Analysis) -> list[str]:
     cells = sorted(analysis.sweep.cells, key=lambda c: (c.key.model, c.key.data, c.key.seed, c.key.regime,
                                                         method_rank(c.key.method), subset_rank(c.key.subset)))
-    header = ["model", "method", "regime", "subset", "data", "seed", "state", "cell", "edit steps", "samples"]
+    header = ["model", "method", "regime", "subset", "data", "seed", "state", "cell directory", "edit steps",
+              "samples"]
     table = []
     for cell in cells:
         data = analysis.cell_data(cell)
         samples = sum(u.n for units in data.units.values() for u in units.values())
         table.append([cell.key.model, cell.key.method, cell.key.regime, cell.key.subset, cell.key.data or "",
-                      cell.key.seed or "", cell.state, cell.cell_id or MISSING_VALUE,
+                      cell.key.seed or "", cell.state, cell.path.name if cell.path else MISSING_VALUE,
                       str(cell.edit_steps) if cell.state != MISSING else MISSING_VALUE,
                       str(samples) if cell.state != MISSING else MISSING_VALUE])
     return ["## All cells", "", md_table(header, table), "", "Also `tables/cells.csv`.", ""]

@@ -22,7 +22,7 @@ from editsweep.report.aggregate import (
     pass_metrics,
     read_cell_data,
 )
-from editsweep.report.cells import BASELINE_METHOD, DONE, MISSING, SUBSETS, Cell, Sweep
+from editsweep.report.cells import BASELINE_METHOD, DONE, MISSING, SUBSETS, Cell, Sweep, error_headline
 from editsweep.scoring import API_ADOPTION_CLASSES, ERROR_CLASSES, drop_split
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,11 @@ class Analysis:
                 warnings.append(f"{where}: {cell_data.uncommitted} samples of a unit not committed yet{after} "
                                 f"(progress.json) were left out; the cell recomputes them when it resumes")
         for path in sweep.unidentified:
-            warnings.append(f"{path}: looks like a cell store but has no readable cell.json; not reported")
+            if (path / "error.txt").exists():
+                warnings.append(f"{path}: failed before its cell started (no cell.json): "
+                                f"{error_headline(path / 'error.txt')}")
+            else:
+                warnings.append(f"{path}: looks like a cell store but has no readable cell.json; not reported")
         analysis = cls(sweep=sweep, data=data, warnings=warnings)
         for cell in present:
             warnings.extend(analysis.check_result(cell))
