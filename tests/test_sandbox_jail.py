@@ -123,3 +123,15 @@ def test_the_unjailed_backend_warns_on_every_use(caplog):
         finally:
             pool.close()
     assert sum(NO_JAIL_WARNING in rec.getMessage() for rec in caplog.records) >= 3  # start + each run
+
+
+def test_groups_left_by_a_dead_pool_are_removed_at_the_next_start():
+    from editsweep.sandbox.cgroup import WorkerCgroup
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid now names no live process: a pool that died without cleaning up
+    stale = WorkerCgroup(f"{dead.pid}-w0-1", pids_max=8, memory_bytes=1 << 28).create()
+    dirs = list(stale.dirs.values())
+    assert all(d.exists() for d in dirs)
+    with SandboxPool(workers=1):
+        assert not any(d.exists() for d in dirs)

@@ -203,7 +203,9 @@ class SandboxPool:
 
     # -- running ------------------------------------------------------------------------
     def run_one(self, task: Task | dict) -> dict:
-        return next(iter(self.run([task])))
+        """The result of a single task."""
+        (result,) = list(self.run([task]))
+        return result
 
     def run(self, tasks: Iterable[Task | dict | BadTask]) -> Iterator[dict]:
         """Results for `tasks`, in task order, each yielded as soon as it and all before it are done."""
