@@ -68,13 +68,13 @@ def cell_summary(regime: str, rows: list[dict]) -> dict:
 
 
 def write_cell(root: Path, name: str, method: str, regime: str, subset: str, units: list[list[dict]], *,
-               last_step: int | None, state: str = "done", error: str | None = None) -> Path:
+               last_step: int | None, state: str = "done", error: str | None = None, seed: int = 0) -> Path:
     """A cell directory as editsweep.store writes it."""
     path = root / name
     path.mkdir(parents=True)
     (path / "cell.json").write_text(json.dumps({
         "cell_id": name, "model": MODEL, "method": method, "regime": regime, "subset": subset, "data": "demo",
-        "seed": 0, "config": {}}))
+        "seed": seed, "config": {}}))
     rows = [row for unit in units for row in unit]
     (path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     steps = sorted({r["step"] for r in rows if last_step is None or r["step"] <= last_step})
@@ -432,3 +432,20 @@ def test_subset_all_cell_covers_every_subset(tmp_path):
     missing = sorted((r["method"], r["subset"]) for r in rows if r["state"] == "missing")
     assert missing == [("rome", "generalization"), ("rome", "specificity")]
     shutil.rmtree(out)
+
+
+def test_a_sweep_over_seeds_keeps_them_apart(tmp_path):
+    sweep = tmp_path / "sweep"
+    for seed, statuses in ((0, "PPPPP"), (1, "PPPZZ")):
+        write_cell(sweep, f"base{seed}", "none", "instant", "reliability",
+                   [samples_of(0, "p1", "reliability", statuses, "wwwoo")], last_step=0, seed=seed)
+        write_cell(sweep, f"rome{seed}", "rome", "instant", "reliability",
+                   [samples_of(0, "p1", "reliability", "PSSSS", "clllo")], last_step=0, seed=seed)
+    out = tmp_path / "out"
+    text = build_report(sweep, out).read_text()
+    rows = read_csv(out, "rq1_instant")
+    assert_values(pick(rows, method="rome", seed="0"), {"delta/full@1": -80, "baseline_cell": "base0"})
+    assert_values(pick(rows, method="rome", seed="1"), {"delta/full@1": -40, "baseline_cell": "base1"})
+    assert "| model | seed | method | subset |" in text
+    assert sorted(p.name for p in (out / "figures").glob("rq1_*.png")) == [
+        "rq1_instant_tiny-coder_s0.png", "rq1_instant_tiny-coder_s1.png"]

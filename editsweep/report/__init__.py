@@ -49,11 +49,41 @@ def _cell_rows(analysis) -> list[dict]:
     return rows
 
 
+def _draw_figures(results: dict[str, list[dict]], fig_dir: Path) -> dict[str, list[Path]]:
+    """Four figures per model (per model, data and seed when the sweep varies those)."""
+    from tqdm import tqdm
+
+    from editsweep.report import figures as plots
+
+    all_rows = [r for rows in results.values() for r in rows]
+    variants = sorted({(r["model"], r["data"], r["seed"]) for r in all_rows})
+    vary_data = len({v[1] for v in variants}) > 1
+    vary_seed = len({v[2] for v in variants}) > 1
+    drawn: dict[str, list[Path]] = {"rq1": [], "rq2": [], "rq3": [], "rq4": []}
+    for model, data, seed in tqdm(variants, desc="drawing figures", unit="model", leave=False):
+        def pick(name: str) -> list[dict]:
+            return [r for r in results[name] if (r["model"], r["data"], r["seed"]) == (model, data, seed)]
+
+        label = model + (f", data {data}" if vary_data else "") + (f", seed {seed}" if vary_seed else "")
+        stem = "".join(ch if ch.isalnum() or ch in "-_." else "_"
+                       for ch in "_".join([model] + ([data] if vary_data else []) + ([f"s{seed}"] if vary_seed else [])))
+        if pick("rq1_instant"):
+            drawn["rq1"].append(plots.rq1_figure(pick("rq1_instant"), label, fig_dir / f"rq1_instant_{stem}.png"))
+        if any(r["method"] != "none" for r in pick("rq2_sequential")):
+            drawn["rq2"].append(plots.rq2_figure(pick("rq2_sequential"), label, fig_dir / f"rq2_sequential_{stem}.png"))
+        if pick("rq3_adoption"):
+            drawn["rq3"].append(plots.rq3_figure(pick("rq3_adoption"), label, fig_dir / f"rq3_adoption_{stem}.png"))
+        if pick("rq4_errors"):
+            drawn["rq4"].append(plots.rq4_figure(pick("rq4_errors"), pick("rq4_drop_split"), label,
+                                                 fig_dir / f"rq4_failures_{stem}.png"))
+        log.info("figures for %s drawn", label)
+    return drawn
+
+
 def build_report(sweep_dir: Path, out_dir: Path | None = None, figures: bool = True) -> Path:
     """Write report.md, tables/*.csv and figures/*.png for a sweep; returns the path of report.md."""
     from tqdm import tqdm
 
-    from editsweep.report import figures as plots
     from editsweep.report import markdown, tables
     from editsweep.report.cells import discover
     from editsweep.report.formatting import write_csv
@@ -76,21 +106,7 @@ def build_report(sweep_dir: Path, out_dir: Path | None = None, figures: bool = T
     for name, rows in {**results, "cells": _cell_rows(analysis)}.items():
         write_csv(out_dir / "tables" / f"{name}.csv", rows, columns[name])
 
-    drawn: dict[str, list[Path]] = {"rq1": [], "rq2": [], "rq3": [], "rq4": []}
-    if figures:
-        fig_dir = out_dir / "figures"
-        for model in sorted({c.key.model for c in sweep.cells}):
-            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model)
-            if any(r["model"] == model for r in results["rq1_instant"]):
-                drawn["rq1"].append(plots.rq1_figure(results["rq1_instant"], model, fig_dir / f"rq1_instant_{safe}.png"))
-            if any(r["model"] == model and r["method"] != "none" for r in results["rq2_sequential"]):
-                drawn["rq2"].append(plots.rq2_figure(results["rq2_sequential"], model,
-                                                     fig_dir / f"rq2_sequential_{safe}.png"))
-            if any(r["model"] == model for r in results["rq3_adoption"]):
-                drawn["rq3"].append(plots.rq3_figure(results["rq3_adoption"], model, fig_dir / f"rq3_adoption_{safe}.png"))
-            if any(r["model"] == model for r in results["rq4_errors"]):
-                drawn["rq4"].append(plots.rq4_figure(results["rq4_errors"], results["rq4_drop_split"], model,
-                                                     fig_dir / f"rq4_failures_{safe}.png"))
+    drawn = _draw_figures(results, out_dir / "figures") if figures else {}
     report = out_dir / "report.md"
     report.write_text(markdown.render(analysis, results, drawn, out_dir))
     counts = sweep.counts()

@@ -1,5 +1,8 @@
 """The report's PNG figures, one per research question and model, drawn from the table rows.
 
+Each function takes the rows of one model (and data / seed, when a sweep varies them) and the label
+to title the figure with.
+
 Every figure marks the unedited baseline (method none) and labels cells that are missing, failed or
 still running, so a plot never looks complete when the sweep is not. matplotlib is imported inside the
 functions (Agg backend) to keep `editsweep --help` instant.
@@ -74,10 +77,9 @@ def _state_note(row) -> str:
     return STATE_MARK.get(row["state"], row["state"])
 
 
-def rq1_figure(rows: list[dict], model: str, path: Path) -> Path:
+def rq1_figure(rows: list[dict], label: str, path: Path) -> Path:
     """Instant editing: pass@1 per method (groups) and subset (colours), one panel per level."""
     plt = _pyplot()
-    rows = [r for r in rows if r["model"] == model]
     methods, subsets = _methods(rows), _subsets(rows)
     by_key = {(r["method"], r["subset"]): r for r in rows}
     fig, axes = plt.subplots(1, 3, figsize=(max(10, 1.6 * len(methods) * 3), 4.6), sharey=True,
@@ -117,17 +119,17 @@ def rq1_figure(rows: list[dict], model: str, path: Path) -> Path:
     handles.append(plt.Line2D([], [], color="#444444", linestyle="--", linewidth=1))
     labels.append("unedited baseline (per subset)")
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
-    fig.suptitle(f"RQ1 instant editing, {model}: pass@1 by method and subset (labels: cells not done)")
+    fig.suptitle(f"RQ1 instant editing, {label}: pass@1 by method and subset (labels: cells not done)")
     return _save(fig, path)
 
 
-def rq2_figure(rows: list[dict], model: str, path: Path) -> Path:
+def rq2_figure(rows: list[dict], label: str, path: Path) -> Path:
     """Sequential editing: the three levels against the number of edits, one panel per method and
     subset, with the unedited baseline on the same problems dashed."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    rows = [r for r in rows if r["model"] == model and r["method"] != BASELINE_METHOD]
+    rows = [r for r in rows if r["method"] != BASELINE_METHOD]
     methods, subsets = _methods(rows), _subsets(rows)
     fig, axes = plt.subplots(len(subsets), len(methods), figsize=(3.6 * len(methods) + 0.8, 2.9 * len(subsets) + 1.2),
                              sharex=True, sharey=True, squeeze=False, layout="constrained")
@@ -169,16 +171,15 @@ def rq2_figure(rows: list[dict], model: str, path: Path) -> Path:
     for level in LEVELS:
         handles.append(plt.Line2D([], [], color=LEVEL_COLORS[level], linestyle="--", linewidth=1))
         labels.append(f"{level}: unedited baseline, same problems")
-    fig.suptitle(f"RQ2 sequential editing, {model}: pass@1 against the number of edits")
+    fig.suptitle(f"RQ2 sequential editing, {label}: pass@1 against the number of edits")
     fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     return _save(fig, path)
 
 
-def rq3_figure(rows: list[dict], model: str, path: Path) -> Path:
+def rq3_figure(rows: list[dict], label: str, path: Path) -> Path:
     """Adoption: stacked class shares on the API subsets and spurious adoption on specificity, per
     regime (rows) and method (bars)."""
     plt = _pyplot()
-    rows = [r for r in rows if r["model"] == model]
     regimes = sorted({r["regime"] for r in rows if r["method"] != BASELINE_METHOD}) or sorted({r["regime"] for r in rows})
     api_subsets = [s for s in SUBSETS[:2] if any(r["subset"] == s for r in rows)]
     has_spec = any(r["subset"] == "specificity" for r in rows)
@@ -227,7 +228,7 @@ def rq3_figure(rows: list[dict], model: str, path: Path) -> Path:
         handles.append(plt.Rectangle((0, 0), 1, 1, color=SPURIOUS_COLOR))
         labels.append("spurious adoption (specificity)")
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), frameon=False, fontsize=8)
-    fig.suptitle(f"RQ3 adoption of the new API, {model}")
+    fig.suptitle(f"RQ3 adoption of the new API, {label}")
     return _save(fig, path)
 
 
@@ -236,12 +237,10 @@ def _row_label(row) -> str:
     return f"{row['method']} · {row['subset']}" + (f" [{note}]" if note else "")
 
 
-def rq4_figure(error_rows: list[dict], drop_rows: list[dict], model: str, path: Path) -> Path:
+def rq4_figure(error_rows: list[dict], drop_rows: list[dict], label: str, path: Path) -> Path:
     """Failures: the error-class mix of failing samples, and the full-pass drop split into its
     compile and post-compile parts (both for the instant regime, or the first regime present)."""
     plt = _pyplot()
-    error_rows = [r for r in error_rows if r["model"] == model]
-    drop_rows = [r for r in drop_rows if r["model"] == model]
     regimes = sorted({r["regime"] for r in drop_rows}) or sorted({r["regime"] for r in error_rows})
     regime = "instant" if "instant" in regimes else (regimes[0] if regimes else "instant")
     bars = [r for r in error_rows if r["regime"] == regime or r["method"] == BASELINE_METHOD]
@@ -289,5 +288,5 @@ def rq4_figure(error_rows: list[dict], drop_rows: list[dict], model: str, path: 
     if handles:
         right.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3,
                      frameon=False)
-    fig.suptitle(f"RQ4 failures, {model}")
+    fig.suptitle(f"RQ4 failures, {label}")
     return _save(fig, path)
