@@ -135,3 +135,12 @@ def test_groups_left_by_a_dead_pool_are_removed_at_the_next_start():
     assert all(d.exists() for d in dirs)
     with SandboxPool(workers=1):
         assert not any(d.exists() for d in dirs)
+
+
+def test_two_pools_in_one_process_do_not_share_cgroups():
+    task = {"id": "t", "program": "def f(x):\n    return x\n", "tests": ["assert f(1) == 1"], "entry_point": "f"}
+    with SandboxPool(workers=1) as outer:
+        with SandboxPool(workers=1) as inner:
+            assert outer.slots[0].worker.cgroup.dirs != inner.slots[0].worker.cgroup.dirs
+            assert inner.run_one(task)["status"] == "passed"
+        assert outer.run_one(task)["status"] == "passed"  # closing the inner pool left this one alone

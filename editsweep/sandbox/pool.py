@@ -14,6 +14,7 @@ removed APIs are decided before any worker sees the sample (`tasks.prepare_job`)
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -41,6 +42,7 @@ NO_JAIL_WARNING = (
 SUPERVISOR_SLACK_S = 4.0
 #: jobs queued on a worker at once: the next one waits in its stdin, so it never idles on a round trip
 PIPELINE = 2
+_POOL_SERIALS = itertools.count(1)
 START_ATTEMPTS = 3
 
 
@@ -105,6 +107,7 @@ class SandboxPool:
         self.python = python
         self.use_cgroup = self._decide_cgroup(cgroup)
         self.slots = [_Slot(i) for i in range(self.n_workers)]
+        self.serial = next(_POOL_SERIALS)  # several pools in one process get distinct cgroup names
         self.stats = {"restarts": 0, "worker_losses": 0, "harness_retries": 0, "recycled": 0}
         self._run_lock = threading.Lock()
         self._started = False
@@ -173,7 +176,8 @@ class SandboxPool:
         for attempt in range(START_ATTEMPTS):
             slot.generation += 1
             worker = WorkerProcess(
-                name=f"{os.getpid()}-w{slot.index}-{slot.generation}", jailed=self.jailed, limits=self.limits,
+                name=f"{os.getpid()}-p{self.serial}-w{slot.index}-{slot.generation}", jailed=self.jailed,
+                limits=self.limits,
                 use_cgroup=self.use_cgroup, extra_hidden=self.extra_hidden, python=self.python,
             )
             try:
