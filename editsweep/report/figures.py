@@ -247,8 +247,9 @@ def rq4_figure(error_rows: list[dict], drop_rows: list[dict], label: str, path: 
     bars.sort(key=lambda r: (subset_rank(r["subset"]), method_rank(r["method"])))
     drops = sorted((r for r in drop_rows if r["regime"] == regime),
                    key=lambda r: (subset_rank(r["subset"]), method_rank(r["method"])))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.38 * max(len(bars), len(drops), 4) + 2.4),
-                                      layout="constrained")
+    height = 0.38 * max(len(bars), len(drops), 4) + 2.4
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, height), layout="constrained")
+    below = -0.55 / (height - 1.6)  # legends about half an inch under the axes, whatever the height
     for i, row in enumerate(bars):
         left_edge = 0.0
         for name in ERROR_CLASSES:
@@ -265,7 +266,7 @@ def rq4_figure(error_rows: list[dict], drop_rows: list[dict], label: str, path: 
     left.set_xlabel("share of failing samples (%)")
     left.set_title(f"error taxonomy ({regime})")
     left.legend([plt.Rectangle((0, 0), 1, 1, color=ERROR_COLORS[n]) for n in ERROR_CLASSES],
-                [_label(n) for n in ERROR_CLASSES], fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+                [_label(n) for n in ERROR_CLASSES], fontsize=7, loc="upper center", bbox_to_anchor=(0.5, below),
                 ncol=5, frameon=False)
     for i, row in enumerate(drops):
         compile_drop, post = _pct(row["compile_drop"]), _pct(row["post_compile_drop"])
@@ -286,7 +287,7 @@ def rq4_figure(error_rows: list[dict], drop_rows: list[dict], label: str, path: 
     right.grid(axis="x", alpha=0.3)
     handles, labels = right.get_legend_handles_labels()
     if handles:
-        right.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3,
+        right.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, below), ncol=3,
                      frameon=False)
     fig.suptitle(f"RQ4 failures, {label}")
     return _save(fig, path)
