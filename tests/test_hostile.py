@@ -281,10 +281,20 @@ def test_no_state_survives_into_the_next_sample(pool):
         "            for p in glob.glob(os.path.join(d, '**', '*@TOKEN@*'), recursive=True)]\n"
         "    assert not left, left\n    assert math.pi > 3.14 and max(1, 2) == 2 and json.dumps(1) == '1'\n"
         "    assert 'LEFT_@TOKEN@' not in os.environ\n    return x\n")
-    for _ in range(3):  # both workers see both kinds of sample
-        assert [r["status"] for r in pool.run([
-            {"id": "dirty", "program": dirty, "tests": ["assert f(1) == 1"], "entry_point": "f"},
-            {"id": "dirty2", "program": dirty, "tests": ["assert f(1) == 1"], "entry_point": "f"},
-            {"id": "clean", "program": clean, "tests": ["assert f(1) == 1"], "entry_point": "f"},
-            {"id": "clean2", "program": clean, "tests": ["assert f(1) == 1"], "entry_point": "f"},
-        ])] == ["passed"] * 4
+    # one worker, so that every clean sample runs right after a dirty one in the same jail
+    with SandboxPool(workers=1, timeout_s=2.0) as solo:
+        results = list(solo.run([{"id": kind, "program": code, "tests": ["assert f(1) == 1"], "entry_point": "f"}
+                                 for _ in range(3) for kind, code in (("dirty", dirty), ("clean", clean))]))
+    assert [r["status"] for r in results] == ["passed"] * 6, [r["output"] for r in results]
+
+
+def test_locked_deep_directory_trees_are_wiped(pool):
+    dirty = program(
+        "import os\ndef f(x):\n    path = '/tmp/deep-@TOKEN@'\n    for i in range(300):\n        path += '/d'\n"
+        "    os.makedirs(path)\n    open(path + '/f', 'w').write('x')\n    p = path\n"
+        "    while p != '/tmp':\n        os.chmod(p, 0)\n        p = os.path.dirname(p)\n    return x\n")
+    clean = program("import os\ndef f(x):\n    return x if not os.path.exists('/tmp/deep-@TOKEN@') else 0\n")
+    with SandboxPool(workers=1, timeout_s=2.0) as solo:
+        results = list(solo.run([{"id": kind, "program": code, "tests": ["assert f(1) == 1"], "entry_point": "f"}
+                                 for kind, code in (("dirty", dirty), ("clean", clean))]))
+    assert [r["status"] for r in results] == ["passed", "passed"]

@@ -1,8 +1,9 @@
 """The worker pool and its supervisor: run tasks on persistent jailed workers, results in task order.
 
-One supervisor thread per worker takes the next prepared job, sends it, and waits with its
-own deadline (timeout + grace + 4 s). A worker that dies or overruns is killed (the whole
-jail with it) and restarted, and the lost sample is run once more on the fresh worker; a
+One supervisor thread per worker keeps two prepared jobs queued on it (so the worker never
+idles on a round trip) and waits for each reply with its own deadline (timeout + grace + 4 s,
+counted from the previous reply). A worker that dies or overruns is killed (the whole jail
+with it) and restarted; the sample it was running is run once more on the fresh worker, and a
 sample that takes down its worker twice is scored `crashed`. A `harness_error` from a worker
 is retried once. Workers are recycled every `recycle_after` jobs. Syntax errors and uses of
 removed APIs are decided before any worker sees the sample (`tasks.prepare_job`).

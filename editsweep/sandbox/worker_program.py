@@ -36,7 +36,7 @@ import os
 import resource
 import select
 import signal
-import shutil
+import stat
 import sys
 import time
 import traceback
@@ -123,33 +123,40 @@ def _has_content(path):
 
 
 def _wipe_dir(path):
-    """Remove everything inside `path` (not `path` itself), fixing permissions a sample removed."""
+    """Remove everything inside `path` (not `path` itself), restoring permissions a sample took away.
+
+    Iterative (a sample may nest directories deeper than the recursion limit) and forgiving:
+    whatever cannot be removed now is retried after the next sample.
+    """
     try:
         entries = os.listdir(path)
     except OSError:
         return
-
-    def fix_and_retry(function, target, _exc):
+    stack = [(os.path.join(path, name), False) for name in entries]
+    while stack:
+        target, emptied = stack.pop()
         try:
-            os.chmod(os.path.dirname(target) or "/", 0o700)
-            os.chmod(target, 0o700)
+            mode = os.lstat(target).st_mode
         except OSError:
-            pass
-        try:
-            function(target)
-        except OSError:
-            pass
-
-    for name in entries:
-        target = os.path.join(path, name)
-        try:
-            if os.path.isdir(target) and not os.path.islink(target):
-                os.chmod(target, 0o700)
-                shutil.rmtree(target, onerror=fix_and_retry)
-            else:
+            continue
+        if not stat.S_ISDIR(mode):
+            try:
                 os.unlink(target)
-        except OSError:
-            pass
+            except OSError:
+                pass
+        elif emptied:
+            try:
+                os.rmdir(target)
+            except OSError:
+                pass
+        else:
+            try:
+                os.chmod(target, 0o700)
+                children = os.listdir(target)
+            except OSError:
+                children = []
+            stack.append((target, True))
+            stack.extend((os.path.join(target, name), False) for name in children)
 
 
 class BoundedText(io.TextIOBase):
