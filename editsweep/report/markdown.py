@@ -246,7 +246,26 @@ def _cells_section(analysis: Analysis) -> list[str]:
                       cell.key.seed or "", cell.state, cell.path.name if cell.path else MISSING_VALUE,
                       str(cell.edit_steps) if cell.state != MISSING else MISSING_VALUE,
                       str(samples) if cell.state != MISSING else MISSING_VALUE])
-    return ["## All cells", "", md_table(header, table), "", "Also `tables/cells.csv`.", ""]
+    return ["## All cells", "", md_table(header, table), ""]
+
+
+FILES = (
+    ("tables/rq1_instant.csv", "instant regime: pass@1/3/5 at the three levels, partial credit, deltas to the "
+                               "baseline (`delta/…`), units matched with it"),
+    ("tables/rq2_sequential.csv", "sequential regime: one row per evaluation point (`step`, `n_edits`), the same "
+                                  "metrics, the baseline on the same problems (`baseline/…`) and the deltas"),
+    ("tables/rq3_adoption.csv", "adoption shares (`adoption/…`) with their counts (`count/…`), spurious adoption"),
+    ("tables/rq4_errors.csv", "error classes: counts (`errors/…`) and shares of the failing samples (`share/…`)"),
+    ("tables/rq4_drop_split.csv", "full pass@1 drop from the baseline and its compile / post-compile parts"),
+    ("tables/cells.csv", "every cell of the grid: state, directory, committed step, samples, error headline"),
+)
+
+
+def _files_section() -> list[str]:
+    return (["## Files", "",
+             "In the CSVs every rate, delta and share is in percent (points for deltas and drops), with six "
+             "decimals; an empty field means no value (cell missing, no baseline, or no sample).", ""]
+            + [f"- `{name}`: {text}" for name, text in FILES] + [""])
 
 
 def render(analysis: Analysis, tables: dict[str, list[dict]], figures: dict[str, list[Path]], out_dir: Path) -> str:
@@ -265,4 +284,5 @@ def render(analysis: Analysis, tables: dict[str, list[dict]], figures: dict[str,
     lines += _rq3_section(tables["rq3_adoption"], figures.get("rq3", []), out_dir)
     lines += _rq4_section(tables["rq4_errors"], tables["rq4_drop_split"], figures.get("rq4", []), out_dir)
     lines += _cells_section(analysis)
+    lines += _files_section()
     return "\n".join(lines).rstrip() + "\n"
