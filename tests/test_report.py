@@ -393,6 +393,23 @@ def test_torn_last_line_is_skipped_and_a_bad_line_is_named(tmp_path):
     assert cli.main(["report", str(sweep), "--out", str(tmp_path / "out3")]) == 2
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"subset": None}, "sample has no subset"),
+    ({"step": "x"}, "step 'x' is not an integer"),
+    ({"status": "weird"}, "unknown status 'weird'"),
+    ({"adoption": "adopted"}, "unknown adoption class 'adopted'"),
+    ({"error_class": "oops"}, "unknown error class 'oops'"),
+])
+def test_a_bad_sample_is_named_by_file_and_line(tmp_path, change, message):
+    sweep = build_sweep(tmp_path / "sweep")
+    samples = sweep / "c_rome_instant_rel" / "samples.jsonl"
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    rows[2].update(change)  # line 3: the S sample of p1 (a failure, so its error class is checked)
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ReportInputError, match=rf"c_rome_instant_rel/samples.jsonl:3: {message}"):
+        build_report(sweep, tmp_path / "out", figures=False)
+
+
 def test_a_job_killed_before_its_cell_started_is_reported(tmp_path):
     sweep = build_sweep(tmp_path / "sweep")
     lost = sweep / "tiny-coder-pmet-instant-reliability-s0-abc123"

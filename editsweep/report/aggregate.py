@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -53,9 +53,6 @@ class Unit:
     credit_sum: float = 0.0
     credit_n: int = 0
 
-    def level_count(self, level: str) -> int:
-        return getattr(self, level)
-
     def value(self, metric: str) -> float | None:
         """pass@k of this unit for a metric name like "full@3"; None if it has fewer than k samples."""
         level, k = _METRIC_PARTS[metric]
@@ -74,7 +71,6 @@ class CellData:
     harness_errors: Counter = field(default_factory=Counter)                    # (subset, step)
     last_committed: int | None = None        # progress.json's last_step: later records are uncommitted
     uncommitted: int = 0                     # samples of a unit not committed yet (left out)
-    n_lines: int = 0
     duplicates: int = 0
     truncated_tail: bool = False
 
@@ -136,7 +132,6 @@ def read_cell_data(cell: Cell) -> CellData:
     scorer = _SampleScorer()
     try:
         for number, row in iter_jsonl(path):
-            data.n_lines += 1
             _add_sample(data, row, seen, path, number, limit, scorer)
     except _TruncatedTail:
         data.truncated_tail = True
@@ -177,16 +172,12 @@ def _add_sample(data: CellData, row: dict, seen: set, path: Path, number: int, l
                 scorer: _SampleScorer) -> None:
     try:
         step = int(row["step"])
-        problem = str(row["problem_id"])
-        subset = str(row["subset"])
-        status = row["status"]
-        if status is None or row["problem_id"] is None or row["subset"] is None:
-            raise KeyError
+        problem, subset = row["problem_id"], row["subset"]
     except (KeyError, TypeError, ValueError):
-        missing = [name for name in REQUIRED_SAMPLE_FIELDS if row.get(name) is None]
-        if missing:
-            raise ReportInputError(f"{path}:{number}: sample has no {', '.join(missing)}") from None
-        raise ReportInputError(f"{path}:{number}: step {row['step']!r} is not an integer") from None
+        raise _bad_sample(row, path, number) from None
+    if problem is None or subset is None or row.get("status") is None:
+        raise _bad_sample(row, path, number)
+    problem, subset = str(problem), str(subset)
     if limit is not None and step > limit:
         data.uncommitted += 1
         return
@@ -234,6 +225,13 @@ def _add_sample(data: CellData, row: dict, seen: set, path: Path, number: int, l
             if error not in _ERROR_NAMES:
                 raise ReportInputError(f"{path}:{number}: unknown error class {error!r}")
             data.errors[subset, step, error] += 1
+
+
+def _bad_sample(row: dict, path: Path, number: int) -> ReportInputError:
+    missing = [name for name in REQUIRED_SAMPLE_FIELDS if row.get(name) is None]
+    if missing:
+        return ReportInputError(f"{path}:{number}: sample has no {', '.join(missing)}")
+    return ReportInputError(f"{path}:{number}: step {row['step']!r} is not an integer")
 
 
 _ADOPTION_NAMES = frozenset(API_ADOPTION_CLASSES + SPECIFICITY_CLASSES)
