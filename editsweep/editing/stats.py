@@ -34,9 +34,11 @@ _FORMAT_VERSION = "1"
 
 
 def default_stats_dir() -> Path:
-    """`$EDITSWEEP_STATS_DIR`, else `~/.cache/editsweep/stats`."""
+    """`$EDITSWEEP_STATS_DIR`, else `stats/` under the project cache (`$EDITSWEEP_CACHE` or ~/.cache/editsweep)."""
+    from editsweep.models.small import cache_root
+
     env = os.environ.get("EDITSWEEP_STATS_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "editsweep" / "stats"
+    return Path(env).expanduser() if env else cache_root() / "stats"
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,12 @@ def compute_second_moments(
     request: StatsRequest,
     module: str = "mlp_down",
     progress: bool = True,
+    documents: Iterable[str] | None = None,
 ) -> dict[int, tuple[Any, int]]:
-    """{layer: (C float32 on CPU, token count)} for every layer, from one pass over the corpus."""
+    """{layer: (C float32 on CPU, token count)} for every layer, from one pass over the corpus.
+
+    `documents` replaces the corpus's own texts (the spec then only names them in logs).
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -158,12 +164,14 @@ def compute_second_moments(
     bar = tqdm(total=request.tokens, unit="tok", desc=f"second moments {module} layers {layers}", disable=not progress)
     last = modules[names[layers[-1]]]
     with frozen(model), torch.no_grad(), capture(modules, what="input") as store:
-        for seqs in _token_batches(tokenizer, corpus.documents(), request):
+        texts = corpus.documents() if documents is None else iter(documents)
+        for seqs in _token_batches(tokenizer, texts, request):
             batch = pad_rows(seqs, pad_id, "right", device)
             run_decoder(model, batch, stop_module=last)
             mask = batch.attention_mask.bool()
             for layer in layers:
-                keys = store[names[layer]][mask].float()
+                keys = store[names[layer]][mask]
+                keys = keys if keys.dtype == torch.float64 else keys.float()  # bf16 keys are summed in fp32
                 part = (keys.T @ keys).double()
                 sums[layer] = part if sums[layer] is None else sums[layer] + part
             n = int(mask.sum())
