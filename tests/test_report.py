@@ -466,3 +466,23 @@ def test_a_sweep_over_seeds_keeps_them_apart(tmp_path):
     assert "| model | seed | method | subset |" in text
     assert sorted(p.name for p in (out / "figures").glob("rq1_*.png")) == [
         "rq1_instant_tiny-coder_s0.png", "rq1_instant_tiny-coder_s1.png"]
+
+
+def test_a_cell_that_has_only_just_started(tmp_path):
+    """cell.json written, nothing committed yet: shown as in progress with no numbers, in every table
+    and figure, without breaking anything."""
+    sweep = tmp_path / "sweep"
+    write_cell(sweep, "base", "none", "instant", "reliability",
+               [samples_of(0, "p1", "reliability", "PPPZZ", "wwwoo")], last_step=0)
+    write_cell(sweep, "rome_inst", "rome", "instant", "reliability",
+               [samples_of(0, "p1", "reliability", "SSSSS", "lllll")], last_step=None, state="in progress")
+    write_cell(sweep, "rome_seq", "rome", "sequential", "reliability", [], last_step=None, state="in progress")
+    out = tmp_path / "out"
+    text = build_report(sweep, out).read_text()
+    rq1 = pick(read_csv(out, "rq1_instant"), method="rome")
+    assert_values(rq1, {"state": "in progress", "n_units": "0", "full@1": None, "delta/full@1": None})
+    rq2 = pick(read_csv(out, "rq2_sequential"), method="rome")
+    assert_values(rq2, {"state": "in progress", "n_edits": None, "full@1": None})
+    assert "5 samples of a unit not committed yet (progress.json) were left out" in text
+    assert "last committed step none" in text
+    assert len(list((out / "figures").glob("*.png"))) == 4

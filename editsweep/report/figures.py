@@ -131,7 +131,8 @@ def rq2_figure(rows: list[dict], label: str, path: Path) -> Path:
 
     rows = [r for r in rows if r["method"] != BASELINE_METHOD]
     methods, subsets = _methods(rows), _subsets(rows)
-    fig, axes = plt.subplots(len(subsets), len(methods), figsize=(3.6 * len(methods) + 0.8, 2.9 * len(subsets) + 1.2),
+    fig, axes = plt.subplots(len(subsets), len(methods), figsize=(max(7.0, 3.6 * len(methods) + 0.8),
+                                                                  2.9 * len(subsets) + 1.2),
                              sharex=True, sharey=True, squeeze=False, layout="constrained")
     for r_i, subset in enumerate(subsets):
         for c_i, method in enumerate(methods):
@@ -156,6 +157,7 @@ def rq2_figure(rows: list[dict], label: str, path: Path) -> Path:
             if not points:
                 ax.text(0.5, 0.5, "no evaluation point yet" if state != MISSING else "cell missing",
                         transform=ax.transAxes, ha="center", va="center", color="#444444")
+                ax.tick_params(axis="x", labelbottom=False)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(title, fontsize=10)
             ax.set_ylim(-3, 105)
