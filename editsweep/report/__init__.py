@@ -6,7 +6,8 @@ organised by the study's four questions. A sweep still running can be reported: 
 steps count, and cells that are running, failed or missing are marked as such everywhere.
 
 Modules: `cells` (find cells, their state, the missing ones), `aggregate` (stream samples into
-per-unit counts), `tables` (the numbers of each table), `figures`, `markdown`, `formatting`.
+per-unit counts), `analysis` (units, baselines, matched comparisons), `tables` (the rows of each
+table), `figures`, `markdown`, `formatting`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-#: columns of each CSV under tables/ (see editsweep.report.tables for their meaning)
 def _csv_columns() -> dict[str, list[str]]:
-    from editsweep.report.tables import (
-        ADOPTION_COLUMNS, DELTA_KEYS, DROP_COLUMNS, ERROR_COLUMNS, KEY_COLUMNS, PASS_KEYS, RQ1_METRICS)
+    """The columns of each CSV under tables/, in order (editsweep.report.tables says what they mean)."""
+    from editsweep.report.aggregate import PASS_KEYS
+    from editsweep.report.analysis import KEY_COLUMNS
+    from editsweep.report.tables import ADOPTION_COLUMNS, DELTA_KEYS, DROP_COLUMNS, ERROR_COLUMNS, RQ1_METRICS
 
     keys = list(KEY_COLUMNS)
     return {
@@ -85,6 +87,7 @@ def build_report(sweep_dir: Path, out_dir: Path | None = None, figures: bool = T
     from tqdm import tqdm
 
     from editsweep.report import markdown, tables
+    from editsweep.report.analysis import Analysis
     from editsweep.report.cells import discover
     from editsweep.report.formatting import write_csv
 
@@ -92,7 +95,7 @@ def build_report(sweep_dir: Path, out_dir: Path | None = None, figures: bool = T
     sweep_dir = Path(sweep_dir)
     out_dir = Path(out_dir) if out_dir is not None else sweep_dir / "report"
     sweep = discover(sweep_dir)
-    analysis = tables.Analysis.load(
+    analysis = Analysis.load(
         sweep, progress=lambda cells: tqdm(cells, desc="reading cell stores", unit="cell", leave=False))
     log.info("read %d cell stores in %.1f s", len(sweep.present()), time.monotonic() - started)
     results = {
@@ -130,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "report", help="tables and plots of a sweep from its cell stores",
-        description=(__doc__ or "").strip().splitlines()[0])
+        description="Paper-style tables and plots of a sweep from its cell stores alone: report.md, "
+                    "tables/*.csv and figures/*.png, by research question. A sweep still running can be "
+                    "reported; missing and failed cells are marked.")
     parser.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR", help="the sweep directory (one subdirectory per cell)")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="where to write report.md, tables/ and figures/ (default: SWEEP_DIR/report)")

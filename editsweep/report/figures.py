@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from editsweep.report.cells import BASELINE_METHOD, DONE, MISSING, SUBSETS
-from editsweep.report.tables import method_rank, subset_rank
+from editsweep.report.analysis import method_rank, subset_rank
 from editsweep.scoring import API_ADOPTION_CLASSES, ERROR_CLASSES, LEVELS
 
 LEVEL_COLORS = {"compile": "#1f77b4", "partial": "#ff7f0e", "full": "#2ca02c"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from editsweep.report.cells import BASELINE_METHOD, DONE, FAILED, IN_PROGRESS, MISSING, STATES, Cell
 from editsweep.report.formatting import MISSING_VALUE, md_table, pct, signed, with_delta
-from editsweep.report.tables import Analysis, method_rank, subset_rank
+from editsweep.report.analysis import Analysis, method_rank, subset_rank
 from editsweep.scoring import API_ADOPTION_CLASSES, ERROR_CLASSES
 
 PAPER = "“Understanding Robustness of Model Editing in Code LLMs: An Empirical Study” (arXiv 2511.03182, v1)"
