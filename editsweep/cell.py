@@ -89,7 +89,8 @@ def load_cell_model(model: Mapping[str, Any], runtime: Mapping[str, Any]):
     device = resolve_device(str(runtime.get("device", "auto")))
     if device == "cpu":
         torch.set_num_threads(cpus_available())
-    return load_model(model.get("path") or model["name"], device=device, dtype=runtime.get("dtype") or model.get("dtype"))
+    return load_model(model.get("path") or model["name"], device=device, dtype=runtime.get("dtype") or model.get("dtype"),
+                      expect=model.get("expect"))
 
 
 def open_sandbox(sandbox: Mapping[str, Any]):

@@ -181,8 +181,8 @@ def metrics_by_subset(rows: Sequence[Mapping[str, Any]], key_by_step: bool = Fal
         chosen = [r for r in rows if r["subset"] == subset]
         if not chosen:
             continue
-        if key_by_step:
-            chosen = [{**r, "problem_id": f"{r['step']}/{r['problem_id']}"} for r in chosen]
+        if key_by_step:  # pool the steps: a (step, problem) pair is one problem of the pooled point
+            chosen = [{**r, "problem_id": f"{r['step']}/{r['problem_id']}", "step": None} for r in chosen]
         out[subset] = summarize(chosen)
     return out
 
