@@ -6,8 +6,9 @@
 How it is fast (each part kept because `editsweep bench generation` measured it):
 - many prompts per batch, left-padded, sorted by length and sized by a KV token budget that
   fits the free GPU memory (`planner`);
-- the prompt is encoded once per problem and its KV cache shared by the n samples
-  (`kvcache`, layout "shared"), or copied n times (layout "expand");
+- the prompt is encoded once per problem and its KV cache copied n times (`kvcache`, layout
+  "expand", the default) or shared by the n samples (layout "shared": 1/n of the prompt
+  memory, but its matmul attention measured slower than SDPA over the copies);
 - our own preallocated static KV cache and attention, plugged into the model's unchanged
   forward through transformers' AttentionInterface; SDPA for prefill (and "expand" decode);
 - sampling on the device with counter-based random streams, so no step waits for the host;

@@ -39,11 +39,15 @@ __all__ = ["add_arguments", "run", "benchmark_prompts", "VARIANTS"]
 
 log = logging.getLogger(__name__)
 
+# name: (config changes, number of prompts or None for all). The *_16p pair measures a small
+# sweep cell (16 problems × n), where launch overhead — what CUDA graphs remove — matters most.
 VARIANTS = {
-    "graphs_shared": dict(kv_layout="shared", cuda_graphs=True),
-    "graphs_expand": dict(kv_layout="expand", cuda_graphs=True),
-    "eager_shared": dict(kv_layout="shared", cuda_graphs=False),
-    "eager_expand": dict(kv_layout="expand", cuda_graphs=False),
+    "graphs_expand": (dict(kv_layout="expand", cuda_graphs=True), None),
+    "eager_expand": (dict(kv_layout="expand", cuda_graphs=False), None),
+    "graphs_shared": (dict(kv_layout="shared", cuda_graphs=True), None),
+    "eager_shared": (dict(kv_layout="shared", cuda_graphs=False), None),
+    "graphs_expand_16p": (dict(kv_layout="expand", cuda_graphs=True), 16),
+    "eager_expand_16p": (dict(kv_layout="expand", cuda_graphs=False), 16),
 }
 
 TINY = {"tiny_llama": "llama", "tiny_qwen2": "qwen2"}
@@ -121,6 +125,13 @@ def benchmark_prompts(count: int, arch: str):
     return [candidates[i] for i in chosen], tokenizer
 
 
+def _evenly_spaced(lengths: list[int], count: int) -> list[int]:
+    """Indices of `count` prompts evenly spaced in the order of their lengths."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    count = min(count, len(order))
+    return [order[int((j + 0.5) * len(order) / count)] for j in range(count)]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-config", default="codellama_7b",
                         help="codellama_7b | codeqwen15_7b | deepseek_coder_6_7b | tiny_llama | tiny_qwen2")
@@ -137,6 +148,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU by default")
     parser.add_argument("--time-budget-s", type=float, default=480.0,
                         help="skip contenders not yet started once this much time has passed")
+    parser.add_argument("--profile", action="store_true",
+                        help="print the top CUDA kernels of a short eager decode (32 prompts) per kv layout")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (last line)")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON result here")
 
@@ -207,11 +220,15 @@ def _sampler_ms(device, dtype, rows: int, vocab: int, cfg) -> float | None:
     return statistics.median(times)
 
 
-def _greedy_agreement(model, tokenizer, prompts, cfg, device, tokens: int = 16) -> dict:
-    """Mean fraction of the first `tokens` greedy tokens equal to HF generate's, per kv layout.
+def _teacher_forced_check(model, tokenizer, prompts, cfg, device, tokens: int = 16) -> dict:
+    """Does our greedy decoding pick the model's own argmax? Checked against HF's full forward.
 
-    A correctness check on the device: bf16 rounding may flip a near-tie late in a sequence, a
-    wrong cache or mask diverges at once.
+    For each kv layout and graphs on/off: decode `tokens` greedy tokens with our engine, then
+    run the model's ordinary forward (its SDPA attention, no cache) over prompt + those tokens
+    and compare, position by position, its argmax with our token (the same prefix each time, so
+    one bf16 near-tie does not derail the rest). `max_gap` is the largest logit difference
+    between HF's argmax and our token: near-ties give gaps of bf16 rounding size; a wrong cache
+    or mask gives gaps of the logits' own spread (`logit_std`).
     """
     import torch
 
@@ -220,26 +237,54 @@ def _greedy_agreement(model, tokenizer, prompts, cfg, device, tokens: int = 16) 
 
     greedy = cfg.replace(temperature=0.0, max_new_tokens=tokens, stop_mode="none", ignore_eos=True)
     ids = prompt_token_ids(tokenizer, prompts, greedy, model)
-    references = []
-    for prompt in ids:
-        out = model.generate(
-            torch.tensor([prompt], device=device), attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=device),
-            do_sample=False, max_new_tokens=tokens, min_new_tokens=tokens, pad_token_id=tokenizer.pad_token_id,
-        )
-        references.append(out[0, len(prompt):].tolist())
-    agreement = {}
-    for layout in ("shared", "expand"):
+    report = {}
+    for layout in ("expand", "shared"):
         for graphs in (False, True):
             ours = generate_token_ids(
                 model, ids, 2, greedy.replace(kv_layout=layout, cuda_graphs=graphs), [0] * len(ids), tokenizer.pad_token_id
             )
-            fractions = []
-            for reference, samples in zip(references, ours):
-                for sequence in samples:
-                    same = next((i for i, (a, b) in enumerate(zip(reference, sequence)) if a != b), tokens)
-                    fractions.append(same / tokens)
-            agreement[f"{layout}{'_graphs' if graphs else ''}"] = round(statistics.mean(fractions), 3)
-    return agreement
+            agree, total, gap, spread = 0, 0, 0.0, []
+            for prompt, samples in zip(ids, ours):
+                sequence = samples[0]
+                if samples[1] != sequence:
+                    raise RuntimeError(f"{layout}: two greedy samples of one prompt differ")
+                full = torch.tensor([prompt + sequence], device=device)
+                with torch.inference_mode():
+                    logits = model(input_ids=full).logits[0, len(prompt) - 1 : -1].float()
+                chosen = torch.tensor(sequence, device=device)
+                agree += int((logits.argmax(-1) == chosen).sum())
+                total += len(sequence)
+                gap = max(gap, float((logits.max(-1).values - logits.gather(-1, chosen[:, None])[:, 0]).max()))
+                spread.append(float(logits.std()))
+            report[f"{layout}{'_graphs' if graphs else ''}"] = {
+                "top1_agreement": round(agree / total, 3), "max_gap": round(gap, 4),
+                "logit_std": round(statistics.mean(spread), 3),
+            }
+    return report
+
+
+def _profile_decode(model, tokenizer, prompts, cfg, device, layouts=("expand", "shared"), rows: int = 12) -> dict:
+    """Top CUDA kernels of a short eager decode per layout (torch.profiler), as text tables."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from editsweep.generation import sample
+
+    tables = {}
+    for layout in layouts:
+        run_cfg = cfg.replace(kv_layout=layout, cuda_graphs=False, max_new_tokens=33)
+        sample(model, tokenizer, prompts, cfg.n_samples, run_cfg, seeds=list(range(len(prompts))), progress=False)
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            sample(model, tokenizer, prompts, cfg.n_samples, run_cfg, seeds=list(range(len(prompts))), progress=False)
+            torch.cuda.synchronize()
+        averages = prof.key_averages()
+        for key in ("self_device_time_total", "self_cuda_time_total"):
+            try:
+                tables[layout] = averages.table(sort_by=key, row_limit=rows, max_name_column_width=60)
+                break
+            except Exception:  # the key name differs between torch versions
+                continue
+    return tables
 
 
 def _weight_bytes(model) -> int:
@@ -350,13 +395,12 @@ def run(args: argparse.Namespace) -> int:
     sample(model, tokenizer, prompts[:2], args.n, base_cfg.replace(max_new_tokens=4), seeds=[0, 1], progress=False)
     _sync(device)
     check = [prompts[i] for i in sorted(range(len(prompts)), key=lambda i: prompt_lengths[i])[:: max(1, len(prompts) // 3)][:3]]
-    result["greedy_agreement_with_hf"] = _greedy_agreement(model, tokenizer, check, base_cfg, device)
-    log.info("greedy agreement with HF generate (first 16 tokens): %s", result["greedy_agreement_with_hf"])
+    result["greedy_check"] = _teacher_forced_check(model, tokenizer, check, base_cfg, device)
+    log.info("greedy tokens vs HF forward argmax: %s", result["greedy_check"])
 
     if args.baseline_prompts > 0 and not out_of_time("baseline"):
-        order = sorted(range(len(prompts)), key=lambda i: (prompt_lengths[i], i))
         k = min(args.baseline_prompts, len(prompts))
-        subset = [order[int((j + 0.5) * len(order) / k)] for j in range(k)]
+        subset = _evenly_spaced(prompt_lengths, k)
         _reset_peak(device)
         t0 = time.perf_counter()
         tokens = 0
@@ -393,16 +437,18 @@ def run(args: argparse.Namespace) -> int:
             contenders["hf_batched"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
             log.warning("hf_batched failed: %s", exc)
 
-    seeds = list(range(len(prompts)))
     for variant in [v for v in args.variants.split(",") if v]:
         if out_of_time(variant):
             continue
-        cfg = base_cfg.replace(**VARIANTS[variant])
+        changes, count = VARIANTS[variant]
+        cfg = base_cfg.replace(**changes)
+        chosen = _evenly_spaced(prompt_lengths, count) if count else list(range(len(prompts)))
+        run_prompts = [prompts[i] for i in chosen]
         stats: list = []
         _reset_peak(device)
         t0 = time.perf_counter()
         try:
-            completions = sample(model, tokenizer, prompts, args.n, cfg, seeds=seeds, stats=stats, progress=False)
+            completions = sample(model, tokenizer, run_prompts, args.n, cfg, seeds=chosen, stats=stats, progress=False)
         except Exception as exc:
             contenders[variant] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
             log.warning("%s failed: %s", variant, exc)
@@ -411,9 +457,9 @@ def run(args: argparse.Namespace) -> int:
             continue
         _sync(device)
         seconds = time.perf_counter() - t0
-        if len(completions) != len(prompts) or any(len(c) != args.n for c in completions):
+        if len(completions) != len(run_prompts) or any(len(c) != args.n for c in completions):
             raise RuntimeError(f"{variant}: wrong number of completions")
-        tokens = len(prompts) * args.n * args.new_tokens
+        tokens = len(run_prompts) * args.n * args.new_tokens
         steps = sum(s.steps for s in stats)
         decode_s = sum(s.decode_s for s in stats)
         floor_s = None
@@ -424,9 +470,9 @@ def run(args: argparse.Namespace) -> int:
                 floor_bytes += s.sequences * kv_token * s.steps * (s.steps + 1) / 2
             floor_s = floor_bytes / bandwidth
         contenders[variant] = {
-            "what": f"editsweep.generation.sample, {len(prompts)} prompts × {args.n}, {cfg.kv_layout} kv, "
+            "what": f"editsweep.generation.sample, {len(run_prompts)} prompts × {args.n}, {cfg.kv_layout} kv, "
                     f"cuda graphs {'on' if cfg.cuda_graphs else 'off'}",
-            "prompts": len(prompts),
+            "prompts": len(run_prompts),
             "new_tokens": tokens,
             "seconds": seconds,
             "tokens_per_s": tokens / seconds,
@@ -444,11 +490,17 @@ def run(args: argparse.Namespace) -> int:
         }
         log.info("%s: %.0f new tokens/s", variant, tokens / seconds)
 
+    if args.profile and device.type == "cuda" and not out_of_time("profile"):
+        tables = _profile_decode(model, tokenizer, [prompts[i] for i in _evenly_spaced(prompt_lengths, 32)], base_cfg, device)
+        result["profile"] = tables
+        for layout, table in tables.items():
+            print(f"\n-- top CUDA kernels, 32 prompts × {args.n}, 32 decoding steps, {layout} kv, eager --\n{table}")
+
     base = contenders.get("baseline", {}).get("tokens_per_s")
     for entry in contenders.values():
         if base and "tokens_per_s" in entry:
             entry["ratio_to_baseline"] = entry["tokens_per_s"] / base
-    ours = {k: v for k, v in contenders.items() if k in VARIANTS and "tokens_per_s" in v}
+    ours = {k: v for k, v in contenders.items() if k in VARIANTS and VARIANTS[k][1] is None and "tokens_per_s" in v}
     if ours:
         best = max(ours, key=lambda k: ours[k]["tokens_per_s"])
         result["best"] = best
@@ -472,22 +524,24 @@ def _print_table(result: dict) -> None:
         f"copy bandwidth {result['copy_bandwidth_GBps'] or 0:.0f} GB/s; sampler "
         f"{result['sampler_ms_per_step'] or 0:.2f} ms/step for {result['prompts']['count'] * result['n']} rows"
     )
-    header = f"{'contender':<14}{'prompts':>8}{'tok/s':>11}{'ratio':>8}{'ms/step':>9}{'peak GB':>9}{'floor':>7}"
+    header = f"{'contender':<18}{'prompts':>8}{'tok/s':>11}{'ratio':>8}{'ms/step':>9}{'peak GB':>9}{'floor':>7}"
     print(header)
     print("-" * len(header))
     for label, entry in result["contenders"].items():
         if "tokens_per_s" not in entry:
-            print(f"{label:<14}  {entry.get('error') or entry.get('skipped')}")
+            print(f"{label:<18}  {entry.get('error') or entry.get('skipped')}")
             continue
         ratio = entry.get("ratio_to_baseline")
         floor = entry.get("floor_fraction")
         peak = entry.get("peak_memory_GB")
         print(
-            f"{label:<14}{entry['prompts']:>8}{entry['tokens_per_s']:>11.0f}"
+            f"{label:<18}{entry['prompts']:>8}{entry['tokens_per_s']:>11.0f}"
             f"{(f'{ratio:.1f}' if ratio else '-'):>8}{(entry.get('ms_per_step') or 0):>9.1f}"
             f"{(f'{peak:.1f}' if peak is not None else '-'):>9}{(f'{floor:.2f}' if floor else '-'):>7}"
         )
-    print(f"greedy agreement with HF generate (first 16 tokens): {result.get('greedy_agreement_with_hf')}")
+    for name, check in (result.get("greedy_check") or {}).items():
+        print(f"greedy check {name:<14} top-1 agreement with HF forward {check['top1_agreement']:.3f}, "
+              f"max logit gap {check['max_gap']:.4f} (logit std {check['logit_std']:.3f})")
     if result.get("best"):
         ratio = result.get("ratio")
         print(f"best: {result['best']}" + (f", {ratio:.1f}× the per-problem baseline" if ratio else ""))

@@ -33,8 +33,9 @@ class GenerationConfig:
     with `ignore_eos`, which benchmarks use to get exactly `max_new_tokens` per sequence).
     Memory and speed: `token_budget` caps the KV-cache tokens of one batch ("auto" sizes it from
     the free GPU memory times `memory_fraction`; on CPU `cpu_token_budget` applies);
-    `kv_layout` "shared" keeps one prompt cache per problem that its n samples read (prefill
-    once), "expand" copies it n times; `cuda_graphs` replays each decode step as a CUDA graph;
+    `kv_layout` "expand" copies the prompt cache n times after one prefill (SDPA attention;
+    the faster one on the H200), "shared" keeps one prompt cache per problem that its n
+    samples read (1/n of the prompt memory; matmul attention); `cuda_graphs` replays each decode step as a CUDA graph;
     `kv_bucket` is the granularity (tokens) at which attention grows over the generated part;
     `check_every` is how many steps run between host checks for stop strings.
     """
@@ -56,7 +57,7 @@ class GenerationConfig:
     max_batch_sequences: int = 1024
     prefill_chunk_tokens: int = 8192
     check_every: int = 16
-    kv_layout: str = "shared"
+    kv_layout: str = "expand"
     cuda_graphs: bool = True
     kv_bucket: int = 64
 

@@ -168,17 +168,23 @@ def _run_batch(model, prompts, indices, n, cfg, seeds, pad_id, eos, finisher, ge
     state = KVState(geo, valid, n, max_new, cfg.kv_layout, dtype, device)
     stats.cache_bytes = state.cache_bytes()
 
-    # Prefill: every prompt once, in chunks of rows.
-    chunk = max(1, cfg.prefill_chunk_tokens // plen)
+    # Prefill: every prompt once, in chunks of rows, each padded to its own longest prompt.
+    row_lengths = [len(p) for p in prompts]
     first_logits = None
-    for r0 in range(0, batch, chunk):
-        r1 = min(batch, r0 + chunk)
-        state.begin_prefill(r0, r1)
-        out = model(input_ids=ids[r0:r1], position_ids=positions[r0:r1], use_cache=False, logits_to_keep=1, editsweep_kv=state)
+    r0 = 0
+    while r0 < batch:
+        r1 = min(batch, r0 + max(1, cfg.prefill_chunk_tokens // row_lengths[r0]))
+        length = max(row_lengths[r0:r1])  # = row_lengths[r0]: the planner sorts longest first
+        state.begin_prefill(r0, r1, length)
+        out = model(
+            input_ids=ids[r0:r1, plen - length:], position_ids=positions[r0:r1, plen - length:],
+            use_cache=False, logits_to_keep=1, editsweep_kv=state,
+        )
         logits = out.logits[:, -1]
         if first_logits is None:
             first_logits = torch.empty((batch, logits.shape[-1]), dtype=logits.dtype, device=device)
         first_logits[r0:r1] = logits
+        r0 = r1
     state.prefill_mask = None
     tokens = torch.zeros((rows, max_new), dtype=torch.long, device=device)
     first = choose_tokens(first_logits.repeat_interleave(n, dim=0), keys, state.step, cfg.temperature, cfg.top_p, cfg.top_k)

@@ -88,23 +88,28 @@ class KVState:
         self.gen_positions = torch.arange(max_new_tokens, device=device)
         self.mode = "prefill"
         self.rows = (0, self.batch)
+        self.prefill_from = 0
         self.prefill_mask = None
         self.decode_mask = None
         self.gen_len = max_new_tokens
 
     # -- per-forward setup -------------------------------------------------------------------
-    def begin_prefill(self, r0: int, r1: int) -> None:
-        """Prepare the causal + padding mask for prompt rows r0:r1 (pad queries see themselves)."""
+    def begin_prefill(self, r0: int, r1: int, length: int) -> None:
+        """Prepare to encode rows r0:r1, whose prompts fit in the last `length` prompt slots.
+
+        Rows are sorted longest first, so a chunk is padded only to its own longest prompt: its
+        keys go to slots [Lp - length, Lp) and the slots before stay zero and masked.
+        """
         import torch
 
         self.mode = "prefill"
         self.rows = (r0, r1)
-        valid = self.prompt_valid[r0:r1]
-        length = self.prompt_len
+        self.prefill_from = self.prompt_len - length
+        valid = self.prompt_valid[r0:r1, self.prefill_from:]
         causal = torch.ones(length, length, dtype=torch.bool, device=valid.device).tril_()
         eye = torch.eye(length, dtype=torch.bool, device=valid.device)
-        self.prefill_mask = (causal[None] & valid[:, None, :]) | eye[None]
-        self.prefill_mask = self.prefill_mask[:, None]  # [b, 1, Lp, Lp]
+        # pad queries see themselves, so no softmax row is empty (NaN)
+        self.prefill_mask = ((causal[None] & valid[:, None, :]) | eye[None])[:, None]  # [b, 1, L, L]
 
     def begin_decode(self, gen_len: int) -> None:
         """Prepare the mask of this step: real prompt tokens and generated slots 0..step."""
@@ -127,13 +132,14 @@ class KVState:
         import torch.nn.functional as F
 
         r0, r1 = self.rows
+        first, end = self.prefill_from, self.prompt_len
         if self.layout == "shared":
-            self.k_prompt[layer][r0:r1] = key
-            self.v_prompt[layer][r0:r1] = value
+            self.k_prompt[layer][r0:r1, :, first:end] = key
+            self.v_prompt[layer][r0:r1, :, first:end] = value
         else:
             shape = (self.batch, self.n, *self.k_all[layer].shape[1:])
-            self.k_all[layer].view(shape)[r0:r1, :, :, : self.prompt_len] = key[:, None]
-            self.v_all[layer].view(shape)[r0:r1, :, :, : self.prompt_len] = value[:, None]
+            self.k_all[layer].view(shape)[r0:r1, :, :, first:end] = key[:, None]
+            self.v_all[layer].view(shape)[r0:r1, :, :, first:end] = value[:, None]
         groups = self.geometry["groups"]
         if groups > 1:
             key = key.repeat_interleave(groups, dim=1)
