@@ -29,7 +29,6 @@ in-process forgery that knows the nonce is not detected, as with every in-proces
 import builtins
 import ctypes
 import hashlib
-import io
 import json
 import math
 import os
@@ -157,29 +156,6 @@ def _wipe_dir(path):
                 children = []
             stack.append((target, True))
             stack.extend((os.path.join(target, name), False) for name in children)
-
-
-class BoundedText(io.TextIOBase):
-    """A text sink that keeps the first `limit` characters and drops the rest."""
-
-    def __init__(self, limit):
-        self._parts = []
-        self._room = limit
-
-    def writable(self):
-        return True
-
-    def write(self, text):
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        if self._room > 0:
-            piece = text[: self._room]
-            self._parts.append(piece)
-            self._room -= len(piece)
-        return len(text)
-
-    def getvalue(self):
-        return "".join(self._parts)
 
 
 class Worker:
