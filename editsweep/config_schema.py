@@ -31,6 +31,13 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 BASELINE_METHOD = "none"
 #: top-level keys that do not change what a cell computes
 NON_IDENTITY_KEYS = ("hydra", "tracking", "sweep", "runtime")
+#: keys that only change speed or memory use, not what is computed (so tuning them keeps the cells)
+NON_IDENTITY_PATHS = (
+    "sandbox.workers", "data.cache_dir",
+    "generation.token_budget", "generation.cpu_token_budget", "generation.memory_fraction",
+    "generation.max_batch_sequences", "generation.prefill_chunk_tokens", "generation.check_every",
+    "generation.kv_layout", "generation.cuda_graphs", "generation.kv_bucket",
+)
 #: regime keys that do not matter for the baseline (it runs under the instant regime)
 SEQUENTIAL_ONLY_KEYS = ("eval_every", "order_seed")
 CELL_ID_LENGTH = 16
@@ -188,6 +195,10 @@ def identity(cfg: Any) -> Dict[str, Any]:
     """The resolved config that defines what a cell computes (see the module doc)."""
     keys = [k for k in cfg.keys() if k not in NON_IDENTITY_KEYS]
     ident = {k: _plain(cfg[k]) for k in sorted(keys)}
+    for path in NON_IDENTITY_PATHS:
+        section, _, key = path.partition(".")
+        if isinstance(ident.get(section), dict):
+            ident[section].pop(key, None)
     if is_baseline(cfg) and isinstance(ident.get("regime"), dict):
         regime = {k: v for k, v in ident["regime"].items() if k not in SEQUENTIAL_ONLY_KEYS}
         regime["name"] = RegimeName.instant.value
@@ -256,6 +267,7 @@ def validate_config(cfg: DictConfig) -> None:
     except Exception as exc:  # MissingMandatoryValue, InterpolationResolutionError, ...
         raise ConfigError(f"config does not resolve: {exc}") from exc
     plain.pop("hydra", None)
+    _reject_unknown_keys(plain)
 
     _require(isinstance(plain.get("seed"), int) and plain["seed"] >= 0, "seed", "must be an integer >= 0", plain.get("seed"))
     regime = plain["regime"]
@@ -287,6 +299,24 @@ def validate_config(cfg: DictConfig) -> None:
     _require(isinstance(plain.get("generation"), dict), "generation", "must be a mapping (a conf/generation/*.yaml choice)",
              plain.get("generation"))
     _validate_parts(plain)
+
+
+def _reject_unknown_keys(plain: Dict[str, Any]) -> None:
+    """Hydra's `+key=value` bypasses the schema's struct mode; catch such keys here."""
+    import dataclasses
+
+    top = {f.name: f for f in dataclasses.fields(EditsweepConf)}
+    for key in plain:
+        if key not in top:
+            raise ConfigError(f"{key}: unknown top-level key (known: {', '.join(sorted(top))})")
+    for name, fld in top.items():
+        kind = fld.type if isinstance(fld.type, type) else globals().get(str(fld.type))
+        if not (isinstance(kind, type) and dataclasses.is_dataclass(kind)) or not isinstance(plain.get(name), dict):
+            continue
+        known = {f.name for f in dataclasses.fields(kind)}
+        unknown = sorted(set(plain[name]) - known)
+        if unknown:
+            raise ConfigError(f"{name}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
 
 
 def _validate_parts(plain: Dict[str, Any]) -> None:
