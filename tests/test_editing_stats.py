@@ -120,3 +120,18 @@ def test_budget_beyond_corpus_is_an_error(setup):
     _, _, tok = setup
     with pytest.raises(ValueError, match="ran out"):
         list(_token_batches(tok, iter(["def f(x):\n    return x\n"] * 3), StatsRequest(tokens=10_000, max_length=64, batch_tokens=256)))
+
+
+def test_stats_compute_command(tmp_path, capsys):
+    import json
+
+    from editsweep.cli import main
+
+    args = ["stats", "compute", "--model", "tiny:qwen2", "--layers", "1", "2", "--tokens", "600", "--max-length", "200",
+            "--batch-tokens", "600", "--cache-dir", str(tmp_path), "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for layer in ("1", "2"):
+        mom2, count = load_second_moment(summary["files"][layer])
+        assert count == 600 and mom2.shape == (160, 160)
+    assert main(args[:5] + ["7"] + args[7:]) == 2  # a layer the model lacks is a clear error
