@@ -156,6 +156,7 @@ def tiny_config(arch: str, **overrides: Any):
     """
     from editsweep.models.tokenizer import special_token_ids, VOCAB_SIZE
 
+    config_class = _config_class(arch)
     ids = special_token_ids(arch)
     values: dict[str, Any] = dict(
         num_hidden_layers=4,
@@ -175,7 +176,7 @@ def tiny_config(arch: str, **overrides: Any):
     if arch == "qwen2":
         values.update(use_sliding_window=False, sliding_window=None)
     values.update(overrides)
-    config = _config_class(arch)(**values)
+    config = config_class(**values)
     config.architectures = [{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[arch]]
     return config
 
@@ -189,7 +190,7 @@ def build_random_model(name: str, dtype: Any = "bfloat16", device: Any = "cuda",
     import torch
     from transformers import AutoModelForCausalLM
 
-    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    torch_dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     if not isinstance(torch_dtype, torch.dtype):
         raise ValueError(f"dtype must be a torch dtype or its name, got {dtype!r}")
     config = known_config(name, **overrides)

@@ -6,6 +6,10 @@ and padding, so the test and demo models reproduce both real conventions:
   a sequence, `<pad>` pads, `<unk>` exists but byte-level BPE never emits it.
 - `qwen2` (CodeQwen1.5): `<|endoftext|>` is both BOS and EOS and is *not* added on encode;
   `<fim_pad>` pads.
+The qwen2 flavour also uses Qwen2's normalizer (NFC) and pre-tokenizer split (digits one by one):
+transformers 5 loads any checkpoint whose config says `model_type: qwen2` with `Qwen2Tokenizer`,
+which rebuilds the pipeline from vocab + merges with exactly those pieces, so a tokenizer trained
+with another split would tokenize differently after `save_pretrained` + `AutoTokenizer`.
 Padding side is left (decoder-only generation); editors that need right padding set it per call.
 Training is deterministic for a given list of texts.
 """
@@ -39,6 +43,12 @@ FLAVOURS: dict[str, dict[str, Any]] = {
 }
 
 
+# The pre-tokenizer split that transformers' Qwen2Tokenizer imposes (see module doc).
+QWEN2_SPLIT_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
 def _flavour(arch: str) -> dict[str, Any]:
     if arch not in FLAVOURS:
         raise ValueError(f"unknown tokenizer flavour {arch!r}; known: {', '.join(FLAVOURS)}")
@@ -57,7 +67,7 @@ def special_token_ids(arch: str) -> dict[str, int | None]:
 
 def train_tokenizer(texts: Iterable[str], arch: str, vocab_size: int = VOCAB_SIZE):
     """Train a byte-level BPE on `texts` and wrap it as a `PreTrainedTokenizerFast` of flavour `arch`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     flavour = _flavour(arch)
@@ -65,7 +75,14 @@ def train_tokenizer(texts: Iterable[str], arch: str, vocab_size: int = VOCAB_SIZ
     if not texts:
         raise ValueError("train_tokenizer needs at least one text")
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    if arch == "qwen2":
+        tokenizer.normalizer = normalizers.NFC()
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
+    else:
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -81,8 +98,6 @@ def train_tokenizer(texts: Iterable[str], arch: str, vocab_size: int = VOCAB_SIZ
         tokenizer.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, bos_id)]
         )
-    else:
-        tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=bos,
