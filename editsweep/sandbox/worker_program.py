@@ -198,6 +198,7 @@ class Worker:
             "program": program,
             "units": units,
             "builtins": dict(builtins.__dict__),
+            "test_builtins": dict(builtins.__dict__),
             "address_space": self.vmsize + int(self.config["memory_budget_bytes"]),
             "limits": self.limits_for(float(job["timeout_s"])),
             "devnull": self.devnull,
@@ -457,8 +458,8 @@ def _isolate_fds(devnull, result_w, output_w):
     os.set_inheritable(RESULT_FD, False)
 
 
-def _sample_builtins(job, table):
-    """The sample's own builtins (`table`, a copy): removed builtins gone, new APIs installed."""
+def _install(job):
+    """The new APIs, each defined from its source with the full builtins and the real modules."""
     installed = {}
     for name, source in job.get("install", {}).items():
         namespace = {"__builtins__": builtins, "__name__": "editsweep_install_" + name}
@@ -466,19 +467,110 @@ def _sample_builtins(job, table):
         if name not in namespace:
             raise RuntimeError(f"install source for {name} does not define {name}")
         installed[name] = namespace[name]
+    return installed
+
+
+class _ModuleViews:
+    """Per-sample stand-ins for modules that lost attributes; the real modules stay intact.
+
+    The sample's `__import__` (and `importlib.import_module`, and `import builtins`) return a
+    *view* instead of a module with removed attributes, of each package along its dotted path
+    (`os` for `os.path.join`), of `builtins` and of `importlib`. A view is a fresh module object
+    holding a copy of the real one's names minus the removed ones, with submodules swapped for
+    their views and a module `__getattr__` that reads later additions from the real module (still
+    hiding the removed names). The standard library's own code keeps using the real modules, so
+    `Counter.__eq__` still finds `Counter` and `Counter.most_common` still finds `heapq.nlargest`.
+    """
+
+    def __init__(self, removals):
+        import importlib
+
+        hidden = {}  # id(real module) -> (real module, names hidden in its view)
+        for module_name, attr in removals:
+            module = importlib.import_module(module_name)
+            hidden.setdefault(id(module), (module, set()))[1].add(attr)
+            parts = module_name.split(".")
+            for end in range(1, len(parts)):
+                parent = sys.modules[".".join(parts[:end])]
+                hidden.setdefault(id(parent), (parent, set()))
+        importlib_hidden = hidden.setdefault(id(importlib), (importlib, set()))[1]
+        self._real_import = builtins.__import__
+        self._real_import_module = importlib.import_module
+        self._keep = hidden  # the ids used as keys stay valid while the real modules are referenced
+        self.views = {key: type(sys)(real.__name__) for key, (real, _) in hidden.items()}
+        for key, (real, names) in hidden.items():
+            self._fill(self.views[key], real, frozenset(names))
+        for name, hook in (("import_module", self.import_module), ("__import__", self.import_hook)):
+            if name not in importlib_hidden:
+                setattr(self.views[id(importlib)], name, hook)
+
+    def builtins_view(self, sample_builtins):
+        """`import builtins` for the sample: a module whose namespace *is* the sample's builtins."""
+        view = type(sys)("builtins")
+        view.__dict__.update(sample_builtins)
+        view.__dict__["__import__"] = self.import_hook
+        self.views[id(builtins)] = view
+        return view
+
+    def _fill(self, view, real, names):
+        views = self.views
+        namespace = view.__dict__
+        for key, value in real.__dict__.items():
+            if key not in names:
+                namespace[key] = views.get(id(value), value)
+        namespace.pop("__dir__", None)
+        if isinstance(namespace.get("__all__"), (list, tuple)):
+            namespace["__all__"] = [name for name in namespace["__all__"] if name not in names]
+
+        def __getattr__(name):  # attributes the real module gained after the copy (lazy submodules)
+            if name in names:
+                raise AttributeError(f"module {real.__name__!r} has no attribute {name!r}")
+            value = getattr(real, name)
+            return views.get(id(value), value)
+
+        namespace["__getattr__"] = __getattr__
+
+    def import_hook(self, name, globals=None, locals=None, fromlist=(), level=0):
+        """The sample's `__import__`: the real import, then the view of what it returns."""
+        module = self._real_import(name, globals, locals, fromlist, level)
+        return self.views.get(id(module), module)
+
+    def import_module(self, name, package=None):
+        """The sample's `importlib.import_module`."""
+        module = self._real_import_module(name, package)
+        return self.views.get(id(module), module)
+
+
+def _environment(job, prepared):
+    """The sample's builtins and the tests' builtins (new APIs in both; removals in the sample's only)."""
+    installed = _install(job)
+    sample_builtins = prepared["builtins"]
+    test_builtins = prepared["test_builtins"]
     for name in job.get("remove_builtins", []):
-        table.pop(name, None)
-    table.update(installed)
-    return table
+        sample_builtins.pop(name, None)
+    sample_builtins.update(installed)
+    test_builtins.update(installed)
+    removals = [tuple(pair) for pair in job.get("remove_modules", [])]
+    if removals or job.get("remove_builtins"):
+        sample_builtins = _ModuleViews(removals).builtins_view(sample_builtins).__dict__
+    return sample_builtins, test_builtins
 
 
-def _remove_module_attributes(job):
-    import importlib
+class _TestGlobals(dict):
+    """The tests' globals: their own names, then the program's (read live), then the full builtins.
 
-    for module_name, attr in job.get("remove_modules", []):
-        module = importlib.import_module(module_name)
-        if hasattr(module, attr):
-            delattr(module, attr)
+    Test units run here, not in the program's namespace, so that a builtin removed for the
+    program (`abs`) is still there for the tests, while the program's functions keep resolving
+    names in their own globals with the restricted builtins. Reads fall through to the program's
+    namespace at each lookup, so a test sees a global the program rebound after the tests began;
+    names the tests bind (`candidate = …`, setup values, loop variables) stay in this layer,
+    as in HumanEval's `check()`, whose names are locals that the program never sees.
+    """
+
+    __slots__ = ("program",)
+
+    def __missing__(self, name):
+        return self.program[name]
 
 
 def run_child(job, prepared, nonce, result_w, output_w, scratch):
@@ -498,8 +590,7 @@ def run_child(job, prepared, nonce, result_w, output_w, scratch):
     os.chdir(scratch)
     os.environ["TMPDIR"] = scratch
     try:
-        sample_builtins = _sample_builtins(job, prepared["builtins"])
-        _remove_module_attributes(job)
+        sample_builtins, test_builtins = _environment(job, prepared)
     except BaseException as exc:
         emit("H", {"type": type(exc).__name__, "message": _short(exc), "line": None})
         return 0
@@ -515,16 +606,18 @@ def run_child(job, prepared, nonce, result_w, output_w, scratch):
 
     signal.signal(signal.SIGALRM, on_alarm)
     namespace = {"__name__": "__candidate__", "__builtins__": sample_builtins}
+    test_namespace = _TestGlobals(__name__="__candidate__", __builtins__=test_builtins)
+    test_namespace.program = namespace
     try:  # an alarm between two statements of the harness lands here, never in the void
         signal.setitimer(signal.ITIMER_REAL, timeout)
-        _run_sample(job, prepared, namespace, emit, fired)
+        _run_sample(job, prepared, namespace, test_namespace, emit, fired)
     except SampleTimeout:
         fired.append(True)
     _finish(emit, fired)
     return 0
 
 
-def _run_sample(job, prepared, namespace, emit, fired):
+def _run_sample(job, prepared, namespace, test_namespace, emit, fired):
     try:
         program = prepared["program"]
         exec(program if program is not None else compile(job["program"], PROGRAM_FILE, "exec"), namespace)
@@ -540,7 +633,7 @@ def _run_sample(job, prepared, namespace, emit, fired):
         if fired:
             return
         try:
-            exec(unit if not isinstance(unit, str) else compile(unit, f"<test:{index}>", "exec"), namespace)
+            exec(unit if not isinstance(unit, str) else compile(unit, f"<test:{index}>", "exec"), test_namespace)
         except BaseException as exc:  # noqa: B036 - sys.exit inside a test is a failed unit
             emit("U", {"i": index, "ok": False, "timeout": bool(fired), **_describe(exc)})
             continue
@@ -600,6 +693,7 @@ def decide(job, nonce, outcome):
         "error_line": None,
         "output": outcome["output"],
         "duration_s": outcome["duration_s"],
+        "cpu_s": round(outcome["cpu_s"], 4),
         "exit": _exit_description(outcome["wait_status"]),
         "stragglers_killed": outcome.get("stragglers_killed", 0),
     }
