@@ -10,12 +10,13 @@ traceback to `error.txt`, closes the W&B run with exit code 1 and re-raises. A f
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,21 @@ def open_sandbox(sandbox: Mapping[str, Any]):
     return pool.start()
 
 
+@contextlib.contextmanager
+def benchmark_lock(data: Mapping[str, Any]) -> Iterator[None]:
+    """An exclusive flock next to the benchmark cache while it is checked, built and read."""
+    import fcntl
+
+    root = Path(os.path.expandvars(os.path.expanduser(str(data.get("cache_dir") or ".cache/editsweep/benchmark"))))
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{data.get('name') or 'benchmark'}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 # --- the cell ----------------------------------------------------------------------------------
 
 def run_cell_from_hydra(cfg: Any) -> Dict[str, Any]:
@@ -186,9 +202,10 @@ def _run_regime(plain: Dict[str, Any], store: Any, tracker: Any, cid: str, cell_
 
     progress = bool(plain["runtime"]["progress"])
     t0 = time.perf_counter()
-    bench_dir = ensure_benchmark(plain["data"])
-    problems = load_benchmark(bench_dir)
-    catalog = load_catalog(bench_dir)
+    with benchmark_lock(plain["data"]):  # cells of one sweep must not rebuild the same directory at once
+        bench_dir = ensure_benchmark(plain["data"])
+        problems = load_benchmark(bench_dir)
+        catalog = load_catalog(bench_dir)
     plan = build_plan(problems, plain["subset"], plain["regime"])
     log.info("benchmark %s: %d problems; cell edits %d API(s), subsets %s", bench_dir, len(problems), len(plan.apis),
              ",".join(plan.subsets))

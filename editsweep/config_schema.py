@@ -323,12 +323,19 @@ def _validate_parts(plain: Dict[str, Any]) -> None:
     """Let each part check its own section with its own constructors (named in the error)."""
     from editsweep.cell import resolve_generation_config, resolve_method_hparams
 
+    method, model = plain["method"], plain["model"]
     try:
-        resolve_method_hparams(plain["method"], plain["model"])
+        hparams = resolve_method_hparams(method, model)
     except ConfigError:
         raise
     except Exception as exc:
-        raise ConfigError(f"method.hparams (method={plain['method']['name']}, model={plain['model']['name']}): {exc}") from exc
+        raise ConfigError(f"method.hparams (method={method['name']}, model={model['name']}): {exc}") from exc
+    n_layers = model.get("n_layers")
+    layers = hparams.get("layers")
+    layers = [layers] if isinstance(layers, int) else list(layers or [])
+    if isinstance(n_layers, int) and any(not isinstance(x, int) or x >= n_layers for x in layers):
+        raise ConfigError(f"method.hparams.layers (method={method['name']}, model={model['name']}): {layers} "
+                          f"but the model has {n_layers} layers (set per_model in conf/method/{method['name']}.yaml)")
     try:
         resolve_generation_config(plain["generation"])
     except ConfigError:
