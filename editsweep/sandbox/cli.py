@@ -29,6 +29,10 @@ def register(subparsers) -> None:
     run.add_argument("--out", type=Path, required=True, help="where to write the results (JSONL)")
     run.add_argument("--workers", type=int, default=None, help="number of workers (default: one per core)")
     run.add_argument("--timeout", type=float, default=3.0, help="default per-sample budget in seconds")
+    run.add_argument("--confirm-timeouts", choices=("auto", "all", "off"), default="auto",
+                     help="re-run timeouts once with 2x the budget and keep them only if CPU time says they are "
+                          "the sample's own: auto (skip samples that already used 90%% of the budget in CPU), "
+                          "all, or off (default: auto)")
     run.add_argument("--no-jail", action="store_true",
                      help="run WITHOUT firejail (development only, never on untrusted code)")
     run.set_defaults(func=run_command)
@@ -72,7 +76,8 @@ def run_command(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with SandboxPool(workers=args.workers, jail=not args.no_jail, timeout_s=args.timeout) as pool, \
+        with SandboxPool(workers=args.workers, jail=not args.no_jail, timeout_s=args.timeout,
+                         confirm_timeouts=args.confirm_timeouts) as pool, \
                 args.out.open("w", encoding="utf-8") as out, \
                 tqdm(total=total, unit="sample", desc="sandbox", disable=None) as progress:
             for result in pool.run(read_tasks(args.tasks)):

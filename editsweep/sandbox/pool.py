@@ -5,8 +5,11 @@ idles on a round trip) and waits for each reply with its own deadline (timeout +
 counted from the previous reply). A worker that dies or overruns is killed (the whole jail
 with it) and restarted; the sample it was running is run once more on the fresh worker, and a
 sample that takes down its worker twice is scored `crashed`. A `harness_error` from a worker
-is retried once. Workers are recycled every `recycle_after` jobs. Syntax errors and uses of
-removed APIs are decided before any worker sees the sample (`tasks.prepare_job`).
+is retried once. A `timeout` is re-run once on the same worker with twice the budget and
+kept only if CPU time says it was the sample's own (`confirm.py`; the other workers go on
+meanwhile, so samples that finish lose no throughput). Workers are recycled every
+`recycle_after` jobs. Syntax errors and uses of removed APIs are decided before any worker
+sees the sample (`tasks.prepare_job`).
 
     with SandboxPool(workers=2) as pool:
         for result in pool.run(tasks):   # dicts, in task order, as soon as each is known
@@ -26,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from editsweep.sandbox import jail
+from editsweep.sandbox import confirm, jail
 from editsweep.sandbox.cgroup import cgroup_support, remove_stale_groups
 from editsweep.sandbox.tasks import Task, TaskError, make_result, parse_task, prepare_job
 from editsweep.sandbox.worker import JailRefused, WorkerLimits, WorkerLost, WorkerProcess, WorkerStartError
@@ -67,6 +70,9 @@ class _InFlight:
     job: dict
     losses: int = 0
     harness_retried: bool = False
+    #: for a confirmatory re-run: the first (timeout) result and its budget
+    first: dict | None = None
+    first_budget_s: float = 0.0
 
 
 class _Slot:
@@ -88,17 +94,23 @@ class SandboxPool:
         required when jailed as root, where nothing else stops a fork bomb.
     recycle_after: restart a worker after this many jobs.
     extra_hidden: more host paths to blacklist inside the jail.
+    confirm_timeouts: re-run timeouts once with `confirm_factor` × the budget: "auto" (unless
+        the first run already used 90 % of its budget in CPU), "all", or "off" (confirm.py).
     """
 
     def __init__(self, workers: int | None = None, jail: bool = True, timeout_s: float = 3.0,
                  limits: WorkerLimits | None = None, cgroup: bool | None = None, recycle_after: int = 1000,
-                 extra_hidden: Iterable[str] = (), python: str = jail.SYSTEM_PYTHON):
+                 extra_hidden: Iterable[str] = (), python: str = jail.SYSTEM_PYTHON,
+                 confirm_timeouts: str = "auto", confirm_factor: float = 2.0):
         if workers is None:
             workers = len(os.sched_getaffinity(0))
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        confirm.check_mode(confirm_timeouts, confirm_factor)
+        self.confirm_timeouts = confirm_timeouts
+        self.confirm_factor = float(confirm_factor)
         self.n_workers = int(workers)
         self.jailed = bool(jail)
         self.timeout_s = float(timeout_s)
@@ -109,7 +121,8 @@ class SandboxPool:
         self.use_cgroup = self._decide_cgroup(cgroup)
         self.slots = [_Slot(i) for i in range(self.n_workers)]
         self.serial = next(_POOL_SERIALS)  # several pools in one process get distinct cgroup names
-        self.stats = {"restarts": 0, "worker_losses": 0, "harness_retries": 0, "recycled": 0}
+        self.stats = {"restarts": 0, "worker_losses": 0, "harness_retries": 0, "recycled": 0,
+                      "timeout_reruns": 0, "timeouts_overturned": 0}
         self._run_lock = threading.Lock()
         self._started = False
 
@@ -380,10 +393,10 @@ class SandboxPool:
                             head.losses, exc)
                 if head.losses >= 2:
                     inflight.popleft()
-                    deliver(head.index, make_result(
+                    deliver(head.index, self._complete(head, make_result(
                         head.job["id"], Status.CRASHED, tests_total=sum(head.job["scored"]), error_type="WorkerKilled",
                         error_message=f"the sample killed or wedged its worker twice ({exc})",
-                    ))
+                    )))
                 head_since = time.monotonic()
                 if inflight:
                     self._dispatch(slot, inflight, None)
@@ -399,7 +412,30 @@ class SandboxPool:
                 inflight.append(head)
                 self._dispatch(slot, inflight, head)
                 continue
-            deliver(head.index, result)
+            if head.first is None and result["status"] == Status.TIMEOUT.value:
+                budget = float(head.job["timeout_s"])
+                if confirm.needs_rerun(self.confirm_timeouts, result, budget):
+                    self.stats["timeout_reruns"] += 1
+                    rerun = _InFlight(head.index, confirm.rerun_job(head.job, self.confirm_factor), first=result,
+                                      first_budget_s=budget)
+                    inflight.append(rerun)
+                    self._dispatch(slot, inflight, rerun)
+                    continue
+                if self.confirm_timeouts != "off":
+                    result["timeout_rerun"] = confirm.cpu_bound_record(result, budget)
+            deliver(head.index, self._complete(head, result))
+
+    def _complete(self, entry: _InFlight, result: dict) -> dict:
+        """The result to deliver for `entry`: for a confirmatory re-run, both runs combined."""
+        if entry.first is None:
+            return result
+        final = confirm.combine(entry.first, result, entry.first_budget_s, float(entry.job["timeout_s"]))
+        if final["timeout_rerun"]["verdict"] == "overturned":
+            self.stats["timeouts_overturned"] += 1
+            log.info("sandbox: %s timed out at %.1f s (%.2f s CPU) but finished on the re-run as %s (%.2f s CPU): "
+                     "a load-induced timeout", entry.job["id"], entry.first_budget_s, entry.first.get("cpu_s") or 0.0,
+                     final["status"], result.get("cpu_s") or 0.0)
+        return final
 
     def _dispatch(self, slot: _Slot, inflight: "deque[_InFlight]", entry: "_InFlight | None") -> None:
         """Queue `entry` (already in `inflight`) on the slot's worker; a fresh worker gets all of `inflight`.
@@ -449,7 +485,7 @@ class SandboxPool:
         return make_result(
             raw["id"], status, tests_passed=raw.get("tests_passed", 0), tests_total=raw.get("tests_total", 0),
             error_type=error_type, error_message=message, error_line=line, duration_s=raw.get("duration_s", 0.0),
-            output=raw.get("output") or "",
+            cpu_s=raw.get("cpu_s"), output=raw.get("output") or "",
         )
 
 
