@@ -97,3 +97,18 @@ def test_bench_sandbox_prints_the_ratio_as_json(capsys):
     assert report["samples"] == 60 and report["verdict_agreement"] == 1.0
     assert report["jailed_passed"] == 45  # 1 in 4 tiny samples is wrong
     assert report["jailed_samples_per_s"] > 0 and report["baseline_samples_per_s"] > 0
+
+
+def test_confirm_timeouts_flag_reaches_the_pool(tmp_path):
+    """A sample off the CPU past its budget (sleeping) is overturned by default, kept with `off`."""
+    sleepy = "import time\ndef f(x):\n    time.sleep(0.8)\n    return x\n"
+    tasks = write_tasks(tmp_path / "tasks.jsonl", [task("s", sleepy, timeout_s=0.5)])
+    results = {}
+    for mode in ("auto", "off"):
+        out = tmp_path / f"{mode}.jsonl"
+        assert main(["sandbox", "run", str(tasks), "--out", str(out), "--workers", "1", "--confirm-timeouts", mode]) == 0
+        (results[mode],) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (results["auto"]["status"], results["auto"]["timeout_rerun"]["verdict"]) == ("passed", "overturned")
+    assert results["off"]["status"] == "timeout" and "timeout_rerun" not in results["off"]
+    with pytest.raises(SystemExit):
+        main(["sandbox", "run", str(tasks), "--out", str(tmp_path / "x.jsonl"), "--confirm-timeouts", "yes"])
