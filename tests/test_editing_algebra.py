@@ -14,10 +14,11 @@ from transformers import AutoModelForCausalLM
 from editsweep.benchmark.demo import training_texts
 from editsweep.editing import EditRequest, get_editor
 from editsweep.editing.closed_form import add_to_weight, spread_update
-from editsweep.editing.forward import read_at_positions
+from editsweep.editing.forward import can_start_at_layer, final_hidden, layer_input, read_at_positions
 from editsweep.editing.hooks import capture, rewrite_output
 from editsweep.editing.rows import build_rows
 from editsweep.editing.stats import get_second_moments
+from editsweep.editing.tokens import pad_rows
 from editsweep.editing.vstar import DeltaConfig, optimize_deltas
 from editsweep.models.arch import arch_of, get_module
 from editsweep.models.configs import tiny_config
@@ -97,6 +98,26 @@ def test_vstar_clamp_every_step_and_rising_target(setup):
         assert entry["nll_end"] < entry["nll_start"] - 0.03
     inits = _bare_values(model, tok, [REQ_A, REQ_B], site, "output")
     assert torch.allclose(result.inits[0].double(), inits, rtol=1e-6, atol=1e-9)
+
+
+def test_starting_at_a_middle_layer_changes_nothing(setup):
+    model, tok, _ = setup
+    arch = arch_of(model)
+    rows = build_rows(tok, [REQ_A, REQ_B], [["{}"]])
+    batch = pad_rows([r.bare for r in rows], tok.pad_token_id, "left", "cpu")
+    assert can_start_at_layer(model)
+    full = final_hidden(model, arch, batch, None)
+    with torch.no_grad():
+        partial = final_hidden(model, arch, batch, None, start=(2, layer_input(model, arch, batch, 2)))
+    mask = batch.attention_mask.bool()
+    assert torch.allclose(full[mask], partial[mask], rtol=0, atol=1e-12)
+    assert len(model.get_decoder().layers) == arch.n_layers  # the layer list is back
+    site = get_module(model, arch.layer(2))
+    results = []
+    for start in (None, 2):
+        cfg = DeltaConfig(steps=5, lr=0.5, weight_decay=1e-3, clamp_norm_factor=4, kl_factor=0.0625, start_layer=start)
+        results.append(optimize_deltas(model, arch, rows, [site], cfg, tok.pad_token_id, "left"))
+    assert torch.allclose(results[0].deltas, results[1].deltas, rtol=0, atol=1e-9)
 
 
 def test_vstar_early_stop(setup):

@@ -7,12 +7,22 @@ model is gigabytes). Chunks are bounded in padded tokens to bound activation mem
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import contextlib
+from typing import Any, Callable, Iterator, Sequence
 
 from editsweep.editing.hooks import StopForward, capture, stop_after
 from editsweep.editing.tokens import Batch, EncodedRow, chunk_rows, pad_rows
 
-__all__ = ["model_device", "run_decoder", "final_hidden", "logits_at", "read_at_positions", "length_sorted_chunks"]
+__all__ = [
+    "model_device",
+    "can_start_at_layer",
+    "layer_input",
+    "run_decoder",
+    "final_hidden",
+    "logits_at",
+    "read_at_positions",
+    "length_sorted_chunks",
+]
 
 
 def model_device(model: Any) -> Any:
@@ -26,32 +36,73 @@ def length_sorted_chunks(rows: Sequence[EncodedRow], max_tokens: int) -> list[li
     return [[order[j] for j in chunk] for chunk in chunks]
 
 
-def run_decoder(model: Any, batch: Batch, stop_module: Any | None = None) -> Any:
-    """The decoder stack's output (no vocabulary projection), or None when it stopped after `stop_module`."""
+def can_start_at_layer(model: Any) -> bool:
+    """Whether the decoder can be run from a middle layer (every layer has the same attention type)."""
     decoder = model.get_decoder()
-    if stop_module is None:
-        return decoder(**batch.model_inputs(), use_cache=False).last_hidden_state
-    with stop_after(stop_module):
+    layer_types = getattr(model.config, "layer_types", None)
+    return hasattr(decoder, "layers") and (layer_types is None or len(set(layer_types)) <= 1)
+
+
+@contextlib.contextmanager
+def _layers_from(decoder: Any, start: int) -> Iterator[None]:
+    """Temporarily make the decoder's layer list begin at layer `start` (same module objects, hooks kept)."""
+    import torch
+
+    original = decoder.layers
+    decoder.layers = torch.nn.ModuleList(list(original)[start:])
+    try:
+        yield
+    finally:
+        decoder.layers = original
+
+
+def layer_input(model: Any, arch: Any, batch: Batch, layer: int) -> Any:
+    """The hidden states entering decoder layer `layer` (no gradient); the forward stops there."""
+    import torch
+
+    from editsweep.models.arch import get_module
+
+    module = get_module(model, arch.layer(layer))
+    with torch.no_grad(), capture({"h": module}, what="input") as store:
+        run_decoder(model, batch, stop_module=module)
+    return store["h"]
+
+
+def run_decoder(model: Any, batch: Batch, stop_module: Any | None = None, start: tuple[int, Any] | None = None) -> Any:
+    """The decoder stack's output (no vocabulary projection), or None when it stopped after `stop_module`.
+
+    `start=(layer, hidden)` runs only layers `layer`… on `hidden`, the input of that layer computed
+    earlier by `layer_input`: the layers below do not depend on anything an edit optimises there.
+    """
+    decoder = model.get_decoder()
+    inputs = batch.model_inputs()
+    with contextlib.ExitStack() as stack:
+        if start is not None and start[0] > 0:
+            inputs = {"inputs_embeds": start[1], "attention_mask": inputs["attention_mask"], "position_ids": inputs["position_ids"]}
+            stack.enter_context(_layers_from(decoder, start[0]))
+        if stop_module is None:
+            return decoder(**inputs, use_cache=False).last_hidden_state
+        stack.enter_context(stop_after(stop_module))
         try:
-            return decoder(**batch.model_inputs(), use_cache=False).last_hidden_state
+            return decoder(**inputs, use_cache=False).last_hidden_state
         except StopForward:
             return None
 
 
-def final_hidden(model: Any, arch: Any, batch: Batch, loss_layer: int | None) -> Any:
+def final_hidden(model: Any, arch: Any, batch: Batch, loss_layer: int | None, start: tuple[int, Any] | None = None) -> Any:
     """Normalised hidden states [B, L, d] after `loss_layer` (None: the last layer, i.e. the true logits' input).
 
     For an earlier layer this is the logit lens of MEMIT's `v_loss_layer`: the final norm applied to
-    that layer's output; the forward stops there.
+    that layer's output; the forward stops there. `start` is passed to `run_decoder`.
     """
     from editsweep.models.arch import get_module
 
     if loss_layer is None or loss_layer == arch.n_layers - 1:
-        return run_decoder(model, batch)
+        return run_decoder(model, batch, start=start)
     layer_name = arch.layer(loss_layer)
     layer = get_module(model, layer_name)
     with capture({layer_name: layer}, what="output", detach=False) as store:
-        run_decoder(model, batch, stop_module=layer)
+        run_decoder(model, batch, stop_module=layer, start=start)
     return get_module(model, arch.final_norm)(store[layer_name])
 
 

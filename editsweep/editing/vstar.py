@@ -24,10 +24,17 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from editsweep.editing.forward import final_hidden, length_sorted_chunks, logits_at, model_device
+from editsweep.editing.forward import (
+    can_start_at_layer,
+    final_hidden,
+    layer_input,
+    length_sorted_chunks,
+    logits_at,
+    model_device,
+)
 from editsweep.editing.hooks import frozen, rewrite_output
 from editsweep.editing.rows import RequestRows
-from editsweep.editing.tokens import EncodedRow, pad_rows
+from editsweep.editing.tokens import Batch, EncodedRow, pad_rows
 
 __all__ = ["DeltaConfig", "DeltaResult", "optimize_deltas"]
 
@@ -49,6 +56,8 @@ class DeltaConfig:
     early_stop_loss: float = 0.05
     nll_factor: float = 1.0
     max_tokens: int = 4096
+    # The lowest layer holding a site: layers below it run once, not at every step (None: all layers every step).
+    start_layer: int | None = None
 
     def __post_init__(self) -> None:
         if self.stop_rule not in ("loss", "pmet"):
@@ -138,11 +147,18 @@ def optimize_deltas(
     plan = _plan(requests)
     n_req, n_sites = len(requests), len(sites)
     chunks = length_sorted_chunks(plan.rows, cfg.max_tokens)
+    batches = [pad_rows([plan.rows[i] for i in chunk], pad_id, side, device) for chunk in chunks]
+    start = cfg.start_layer if cfg.start_layer and can_start_at_layer(model) else None
+    prefixes: list[Any] = []
     injector = _Injector(n_sites)
 
-    def run_chunk(chunk: list[int], delta: Any):
-        """(per-row nll [n], per-row KL-row log-probs, per-row all-argmax flags, site values at key)."""
-        batch = pad_rows([plan.rows[i] for i in chunk], pad_id, side, device)
+    def run_chunk(c: int, delta: Any, keep: list[int] | None = None):
+        """(per-row nll, KL-row log-probs, per-row all-argmax flags, site values at key) of chunk c's rows `keep`."""
+        keep = keep if keep is not None else list(range(len(chunks[c])))
+        chunk = [chunks[c][b] for b in keep]
+        full = batches[c]
+        index = torch.tensor(keep, device=device)
+        batch = Batch(full.input_ids[index], full.attention_mask[index], full.position_ids[index], [full.shift[b] for b in keep])
         injector.rows = torch.arange(len(chunk), device=device)
         injector.cols = torch.tensor([batch.column(b, plan.rows[i].lookup) for b, i in enumerate(chunk)], device=device)
         injector.req = torch.tensor([plan.request_of[i] for i in chunk], device=device)
@@ -150,8 +166,9 @@ def optimize_deltas(
         with contextlib.ExitStack() as stack:
             for s, module in enumerate(sites):
                 stack.enter_context(rewrite_output(module, injector.fn(s)))
-            hidden = final_hidden(model, arch, batch, cfg.loss_layer)
-        sel_rows, sel_cols, owner, labels, kl_owner = [], [], [], [], []
+            begin = (start, prefixes[c][index]) if start else None
+            hidden = final_hidden(model, arch, batch, cfg.loss_layer, start=begin)
+        sel_rows, sel_cols, owner, labels = [], [], [], []
         for b, i in enumerate(chunk):
             row = plan.rows[i]
             if plan.is_kl[i]:
@@ -182,12 +199,14 @@ def optimize_deltas(
         return nll, kl_lp, misses == 0, [v for v in injector.seen]
 
     with frozen(model), torch.enable_grad():
+        # Layers below the first site do not depend on δ: their output is computed once per chunk.
+        prefixes.extend(layer_input(model, arch, batch, start) if start else None for batch in batches)
         # Step 0 values: the sites' outputs at the bare prompts' key tokens and the KL reference.
         inits = torch.zeros(n_sites, n_req, arch.hidden_size, device=device)
         kl_ref: dict[int, Any] = {}
         with torch.no_grad():
-            for chunk in chunks:
-                _, kl_lp, _, seen = run_chunk(chunk, None)
+            for c, chunk in enumerate(chunks):
+                _, kl_lp, _, seen = run_chunk(c, None)
                 for b, i in enumerate(chunk):
                     if i == plan.bare_row[plan.request_of[i]]:
                         for s in range(n_sites):
@@ -212,11 +231,12 @@ def optimize_deltas(
             nll_sum = torch.zeros(n_req)
             kl_sum = torch.zeros(n_req)
             all_hit = torch.ones(n_req, dtype=torch.bool)
-            for chunk in chunks:
-                chunk = [i for i in chunk if active[plan.request_of[i]]]
-                if not chunk:
+            for c, full_chunk in enumerate(chunks):
+                keep = [b for b, i in enumerate(full_chunk) if active[plan.request_of[i]]]
+                if not keep:
                     continue
-                nll, kl_lp, hit, _ = run_chunk(chunk, delta)
+                chunk = [full_chunk[b] for b in keep]
+                nll, kl_lp, hit, _ = run_chunk(c, delta, keep)
                 req_t = torch.tensor([plan.request_of[i] for i in chunk])
                 w = torch.tensor([plan.weight[i] for i in chunk]) * nll_weight[req_t]
                 loss = (nll * w.to(device)).sum()
