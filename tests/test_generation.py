@@ -172,6 +172,10 @@ def test_stop_strings_cut_exactly_and_end_early(llama):
     cut = sample(model, tokenizer, PROMPTS[:1], 1, cfg, stops=[stop], stats=stats, progress=False)[0][0]
     assert cut == expected
     assert stats[0].steps < cfg.max_new_tokens - 1, "generation should stop once the stop string appeared"
+    # per-prompt rules: the first prompt stops, the second (no rule) runs to the end
+    both = sample(model, tokenizer, PROMPTS[:2], 1, cfg, stops=[StopRule((stop,)), None], progress=False)
+    assert both[0][0] == expected
+    assert both[1][0] == sample(model, tokenizer, PROMPTS[1:2], 1, cfg, progress=False)[0][0]
 
 
 def test_eos_ends_a_sequence_unless_ignored(tokenizers):

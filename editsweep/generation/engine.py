@@ -93,6 +93,11 @@ def generate_token_ids(
         raise ValueError(f"{len(seeds)} seeds for {len(prompt_ids)} prompts")
     param = next(model.parameters())
     device, dtype = param.device, param.dtype
+    devices = {str(p.device) for p in model.parameters()}
+    if len(devices) > 1:
+        raise NotImplementedError(
+            f"the model is spread over {sorted(devices)}; editsweep.generation needs it on one device"
+        )
     geo = model_geometry(model.config)
     lengths = [len(p) for p in prompt_ids]
     max_new = cfg.max_new_tokens
