@@ -172,6 +172,15 @@ def test_the_rest_of_a_filtered_module_works(pool):
     assert (r["status"], r["tests_passed"]) == ("passed", 1), r
 
 
+def test_a_view_reads_submodules_imported_after_it_was_made(pool):
+    program = ("import xml.etree.ElementTree as ET\nimport xml.dom.minidom\n"
+               "def f():\n    return xml.dom.minidom.parseString('<a/>').documentElement.tagName, "
+               "hasattr(ET, 'fromstr' + 'ing'), hasattr(xml.etree.ElementTree, 'fromstr' + 'ing'), ET.XML('<b/>').tag\n")
+    # (ET.XML is fromstring's other name: other names of the same function stay reachable, README)
+    r = one(pool, program, ["assert f() == ('a', False, False, 'b')"], remove=["xml.etree.ElementTree.fromstring"])
+    assert (r["status"], r["tests_passed"]) == ("passed", 1), r
+
+
 def test_import_builtins_gives_the_programs_builtins(pool):
     program = ("import builtins\ndef f(x):\n    builtins.double = lambda v: 2 * v\n"
                "    return double(x), hasattr(builtins, 'ab' + 's')\n")

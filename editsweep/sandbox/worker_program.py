@@ -174,6 +174,7 @@ class Worker:
         self.is_root = os.geteuid() == 0
         self.vmsize = None
         self.jobs_since_vmsize = 0
+        self.install_cache = {}
         self.orphaned = False  # the job channel hung up: finish the clean-up and exit
         self.devnull = os.open(os.devnull, os.O_RDWR)
         os.set_inheritable(self.devnull, False)
@@ -199,10 +200,25 @@ class Worker:
             "units": units,
             "builtins": dict(builtins.__dict__),
             "test_builtins": dict(builtins.__dict__),
+            "install": {name: self.install_code(name, source) for name, source in job.get("install", {}).items()},
             "address_space": self.vmsize + int(self.config["memory_budget_bytes"]),
             "limits": self.limits_for(float(job["timeout_s"])),
             "devnull": self.devnull,
         }
+
+    def install_code(self, name, source):
+        """An install source compiled once per worker (the k samples of a problem share it)."""
+        key = (name, source)
+        code = self.install_cache.get(key)
+        if code is None:
+            try:
+                code = compile(source, "<install:" + name + ">", "exec", dont_inherit=True)
+            except (SyntaxError, ValueError):
+                return source  # the child compiles again and reports the error as a harness error
+            if len(self.install_cache) >= 512:
+                self.install_cache.clear()
+            self.install_cache[key] = code
+        return code
 
     def limits_for(self, timeout):
         cpu = _cpu_limit(timeout, self.config)
@@ -458,12 +474,12 @@ def _isolate_fds(devnull, result_w, output_w):
     os.set_inheritable(RESULT_FD, False)
 
 
-def _install(job):
+def _install(job, prepared):
     """The new APIs, each defined from its source with the full builtins and the real modules."""
     installed = {}
-    for name, source in job.get("install", {}).items():
+    for name, code in prepared["install"].items():
         namespace = {"__builtins__": builtins, "__name__": "editsweep_install_" + name}
-        exec(compile(source, "<install:" + name + ">", "exec"), namespace)
+        exec(code if not isinstance(code, str) else compile(code, "<install:" + name + ">", "exec"), namespace)
         if name not in namespace:
             raise RuntimeError(f"install source for {name} does not define {name}")
         installed[name] = namespace[name]
@@ -476,74 +492,86 @@ class _ModuleViews:
     The sample's `__import__` (and `importlib.import_module`, and `import builtins`) return a
     *view* instead of a module with removed attributes, of each package along its dotted path
     (`os` for `os.path.join`), of `builtins` and of `importlib`. A view is a fresh module object
-    holding a copy of the real one's names minus the removed ones, with submodules swapped for
-    their views and a module `__getattr__` that reads later additions from the real module (still
-    hiding the removed names). The standard library's own code keeps using the real modules, so
+    holding a copy of the real one's names minus the removed ones, with the submodules along a
+    removal's path swapped for their views (`os.path` in the view of `os`) and a module
+    `__getattr__` that reads later additions from the real module (still hiding the removed
+    names). Other modules' own references lead to the real modules (`posixpath.os`,
+    `collections._heapq`): reaching for them is a deliberate workaround, like `sys.modules`. Views are made on first use, so a sample pays only for
+    the modules it imports. The standard library's own code keeps using the real modules, so
     `Counter.__eq__` still finds `Counter` and `Counter.most_common` still finds `heapq.nlargest`.
     """
 
-    def __init__(self, removals):
+    def __init__(self, removals, sample_builtins):
         import importlib
 
-        hidden = {}  # id(real module) -> (real module, names hidden in its view)
+        self.hidden = {}  # id(real module) -> (real module, names hidden in its view)
+        self.links = {}  # id(real package) -> {attribute: real submodule} along the removals' paths
         for module_name, attr in removals:
             module = importlib.import_module(module_name)
-            hidden.setdefault(id(module), (module, set()))[1].add(attr)
+            self.hidden.setdefault(id(module), (module, set()))[1].add(attr)
             parts = module_name.split(".")
             for end in range(1, len(parts)):
                 parent = sys.modules[".".join(parts[:end])]
-                hidden.setdefault(id(parent), (parent, set()))
-        importlib_hidden = hidden.setdefault(id(importlib), (importlib, set()))[1]
-        self._real_import = builtins.__import__
-        self._real_import_module = importlib.import_module
-        self._keep = hidden  # the ids used as keys stay valid while the real modules are referenced
-        self.views = {key: type(sys)(real.__name__) for key, (real, _) in hidden.items()}
-        for key, (real, names) in hidden.items():
-            self._fill(self.views[key], real, frozenset(names))
-        for name, hook in (("import_module", self.import_module), ("__import__", self.import_hook)):
-            if name not in importlib_hidden:
-                setattr(self.views[id(importlib)], name, hook)
+                self.hidden.setdefault(id(parent), (parent, set()))
+                self.links.setdefault(id(parent), {})[parts[end]] = sys.modules[".".join(parts[: end + 1])]
+        self.hidden.setdefault(id(importlib), (importlib, set()))
+        self.importlib_id = id(importlib)
+        self.real_import = builtins.__import__
+        self.real_import_module = importlib.import_module
+        self.views = {}  # id(real module) -> its view, made on first use
+        builtins_view = type(sys)("builtins")
+        builtins_view.__dict__.update(sample_builtins)
+        builtins_view.__dict__["__import__"] = self.import_hook
+        self.views[id(builtins)] = builtins_view
+        self.sample_builtins = builtins_view.__dict__
 
-    def builtins_view(self, sample_builtins):
-        """`import builtins` for the sample: a module whose namespace *is* the sample's builtins."""
-        view = type(sys)("builtins")
-        view.__dict__.update(sample_builtins)
-        view.__dict__["__import__"] = self.import_hook
-        self.views[id(builtins)] = view
-        return view
-
-    def _fill(self, view, real, names):
-        views = self.views
+    def view_of(self, value):
+        """The view standing in for `value` if it is a module with a view, else `value` itself."""
+        key = id(value)
+        view = self.views.get(key)
+        if view is not None:
+            return view
+        entry = self.hidden.get(key)
+        if entry is None:
+            return value
+        real, names = entry
+        view = self.views[key] = type(sys)(real.__name__)  # registered first: modules refer to each other
         namespace = view.__dict__
-        for key, value in real.__dict__.items():
-            if key not in names:
-                namespace[key] = views.get(id(value), value)
+        namespace.update(real.__dict__)
+        for name in names:
+            namespace.pop(name, None)
         namespace.pop("__dir__", None)
-        if isinstance(namespace.get("__all__"), (list, tuple)):
+        for name, submodule in self.links.get(key, {}).items():
+            if namespace.get(name) is submodule:
+                namespace[name] = self.view_of(submodule)
+        if names and isinstance(namespace.get("__all__"), (list, tuple)):
             namespace["__all__"] = [name for name in namespace["__all__"] if name not in names]
+        view_of = self.view_of
 
         def __getattr__(name):  # attributes the real module gained after the copy (lazy submodules)
             if name in names:
                 raise AttributeError(f"module {real.__name__!r} has no attribute {name!r}")
-            value = getattr(real, name)
-            return views.get(id(value), value)
+            return view_of(getattr(real, name))
 
         namespace["__getattr__"] = __getattr__
+        if key == self.importlib_id:
+            for name, hook in (("import_module", self.import_module), ("__import__", self.import_hook)):
+                if name not in names:
+                    namespace[name] = hook
+        return view
 
     def import_hook(self, name, globals=None, locals=None, fromlist=(), level=0):
         """The sample's `__import__`: the real import, then the view of what it returns."""
-        module = self._real_import(name, globals, locals, fromlist, level)
-        return self.views.get(id(module), module)
+        return self.view_of(self.real_import(name, globals, locals, fromlist, level))
 
     def import_module(self, name, package=None):
         """The sample's `importlib.import_module`."""
-        module = self._real_import_module(name, package)
-        return self.views.get(id(module), module)
+        return self.view_of(self.real_import_module(name, package))
 
 
 def _environment(job, prepared):
     """The sample's builtins and the tests' builtins (new APIs in both; removals in the sample's only)."""
-    installed = _install(job)
+    installed = _install(job, prepared)
     sample_builtins = prepared["builtins"]
     test_builtins = prepared["test_builtins"]
     for name in job.get("remove_builtins", []):
@@ -552,8 +580,11 @@ def _environment(job, prepared):
     test_builtins.update(installed)
     removals = [tuple(pair) for pair in job.get("remove_modules", [])]
     if removals or job.get("remove_builtins"):
-        sample_builtins = _ModuleViews(removals).builtins_view(sample_builtins).__dict__
+        sample_builtins = _ModuleViews(removals, sample_builtins).sample_builtins
     return sample_builtins, test_builtins
+
+
+_ABSENT = object()
 
 
 class _TestGlobals(dict):
@@ -567,10 +598,11 @@ class _TestGlobals(dict):
     as in HumanEval's `check()`, whose names are locals that the program never sees.
     """
 
-    __slots__ = ("program",)
+    __slots__ = ("program", "builtins")
 
-    def __missing__(self, name):
-        return self.program[name]
+    def __missing__(self, name):  # the builtins are looked up here too: no KeyError raised on the way
+        value = self.program.get(name, _ABSENT)
+        return self.builtins[name] if value is _ABSENT else value
 
 
 def run_child(job, prepared, nonce, result_w, output_w, scratch):
@@ -608,6 +640,7 @@ def run_child(job, prepared, nonce, result_w, output_w, scratch):
     namespace = {"__name__": "__candidate__", "__builtins__": sample_builtins}
     test_namespace = _TestGlobals(__name__="__candidate__", __builtins__=test_builtins)
     test_namespace.program = namespace
+    test_namespace.builtins = test_builtins
     try:  # an alarm between two statements of the harness lands here, never in the void
         signal.setitimer(signal.ITIMER_REAL, timeout)
         _run_sample(job, prepared, namespace, test_namespace, emit, fired)
