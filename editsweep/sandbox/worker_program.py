@@ -15,7 +15,10 @@ VmSize + budget, CPU, file size, open files, no core); a fresh scratch cwd; an e
 stdin on /dev/null, stdout/stderr on a pipe the worker drains and truncates; every other fd
 closed except the result pipe. It reports one frame per phase/unit on that pipe, each prefixed
 with a per-job nonce, so that the parent knows which units finished even if the child is later
-killed. After the child: kill its process group, kill every other process left in the jail's
+killed. The program runs in its own globals with the sample's builtins (removed builtins gone,
+new APIs installed, imports through per-sample module views); the test units run in a layer
+over those globals with the full builtins (`_ModuleViews`, `_TestGlobals`). After the child:
+kill its process group, kill every other process left in the jail's
 pid namespace (or, without a jail, every orphan reparented to this subreaper), reap, wipe the
 writable directories, and reply.
 
@@ -496,9 +499,10 @@ class _ModuleViews:
     removal's path swapped for their views (`os.path` in the view of `os`) and a module
     `__getattr__` that reads later additions from the real module (still hiding the removed
     names). Other modules' own references lead to the real modules (`posixpath.os`,
-    `collections._heapq`): reaching for them is a deliberate workaround, like `sys.modules`. Views are made on first use, so a sample pays only for
-    the modules it imports. The standard library's own code keeps using the real modules, so
-    `Counter.__eq__` still finds `Counter` and `Counter.most_common` still finds `heapq.nlargest`.
+    `collections._heapq`): reaching for them is a deliberate workaround, like `sys.modules`.
+    Views are made on first use, so a sample pays only for the modules it imports. The standard
+    library's own code keeps using the real modules, so `Counter.__eq__` still finds `Counter`
+    and `Counter.most_common` still finds `heapq.nlargest`.
     """
 
     def __init__(self, removals, sample_builtins):
