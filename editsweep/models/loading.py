@@ -82,12 +82,13 @@ def _resolve_dtype(dtype: Any, device: str):
 
     if dtype is None or dtype == "auto":
         return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    if isinstance(dtype, torch.dtype):
+    if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
         return dtype
     aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32", "fp64": "float64", "double": "float64"}
-    resolved = getattr(torch, aliases.get(str(dtype), str(dtype)), None)
-    if not isinstance(resolved, torch.dtype):
-        raise ValueError(f"unknown dtype {dtype!r}; use auto, bfloat16, float16, float32 or float64")
+    name = str(dtype).removeprefix("torch.")
+    resolved = getattr(torch, aliases.get(name, name), None)
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise ValueError(f"unknown or non-float dtype {dtype!r}; use auto, bfloat16, float16, float32 or float64")
     return resolved
 
 

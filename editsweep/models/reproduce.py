@@ -20,7 +20,7 @@ class Reproduction:
     completions: tuple[str, ...]
 
 
-def greedy_completions(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 16) -> list[str]:
+def greedy_completions(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 64) -> list[str]:
     """Greedy completions of `prompts` (text after the prompt, special tokens dropped)."""
     import torch
 
@@ -49,7 +49,7 @@ def greedy_completions(model, tokenizer, prompts: Sequence[str], max_new_tokens:
     return out
 
 
-def greedy_reproduction(model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: int = 16) -> Reproduction:
+def greedy_reproduction(model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: int = 64) -> Reproduction:
     """Fraction of (prompt, reference) pairs whose greedy completion begins with the reference."""
     if not pairs:
         raise ValueError("greedy_reproduction needs at least one (prompt, reference) pair")

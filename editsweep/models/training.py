@@ -32,9 +32,9 @@ class SmallRecipe:
     num_key_value_heads: int = 2
     max_position_embeddings: int = 1024
     vocab_size: int = 4096
-    steps: int = 150
-    lr: float = 3e-3
-    warmup_steps: int = 15
+    steps: int = 120
+    lr: float = 5e-3
+    warmup_steps: int = 10
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
