@@ -11,6 +11,7 @@ import importlib
 BENCHMARKS = {
     "sandbox": "editsweep.sandbox.bench",
     "generation": "editsweep.generation.bench",
+    "editing": "editsweep.editing.bench",
 }
 
 
