@@ -154,6 +154,8 @@ def test_build_random_model_builds_the_architecture(name):
     assert logits.shape == (1, 3, 1000) and torch.isfinite(logits).all()
     again = build_random_model(name, dtype=torch.float32, device="cpu", **small)
     assert torch.equal(again.lm_head.weight, model.lm_head.weight)  # seeded
+    std = float(model.model.layers[0].mlp.down_proj.weight.detach().std())
+    assert abs(std - model.config.initializer_range) < 0.005  # initialised, not left empty
     with pytest.raises(ValueError, match="dtype"):
         build_random_model(name, dtype="float7", device="cpu", **small)
 

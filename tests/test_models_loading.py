@@ -113,3 +113,21 @@ def test_tiny_alias(arch):
     assert len(tokenizer) <= model.config.vocab_size
     again, _ = load_model(f"tiny:{arch}", device="cpu")
     assert torch.equal(again.lm_head.weight, model.lm_head.weight)  # seed 0 both times
+
+
+def test_tokenizer_class_forced_by_model_type_is_checked_against_tokenizer_json(tmp_path, caplog):
+    # A qwen2 checkpoint whose tokenizer.json uses another pre-tokenizer (the llama flavour's):
+    # AutoTokenizer would impose Qwen2Tokenizer's split ("12" -> "1", "2"); the loader must
+    # notice and keep the checkpoint's own tokenization.
+    from transformers import AutoTokenizer
+
+    tokenizer = local_tokenizer("llama")
+    tokenizer.save_pretrained(tmp_path)
+    tiny_model("qwen2", vocab_size=len(tokenizer)).save_pretrained(tmp_path)
+    text = "x = 12345\n"
+    assert AutoTokenizer.from_pretrained(tmp_path)(text)["input_ids"] != tokenizer(text)["input_ids"]
+    with caplog.at_level("WARNING"):
+        _, loaded = load_model(tmp_path, device="cpu")
+    assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"]
+    assert "tokenizes code differently" in caplog.text
+    assert loaded.padding_side == "left" and loaded.pad_token == "<pad>"

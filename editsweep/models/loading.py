@@ -117,11 +117,46 @@ def _prepare_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
-def load_tokenizer(location: str) -> Any:
-    """The tokenizer at a hub id or directory, with a pad token and left padding."""
-    from transformers import AutoTokenizer
+# Code that any code tokenizer must encode and decode back unchanged.
+_ROUND_TRIP_SAMPLE = "import re\n\n\ndef f(x, y=12):\n    return re.sub('a', 'b', x) + str(y)\n"
 
-    return _prepare_tokenizer(AutoTokenizer.from_pretrained(location))
+
+def _round_trips(tokenizer: Any) -> bool:
+    ids = tokenizer(_ROUND_TRIP_SAMPLE, add_special_tokens=False)["input_ids"]
+    return tokenizer.decode(ids, skip_special_tokens=True) == _ROUND_TRIP_SAMPLE
+
+
+def _disagrees_with_tokenizer_json(tokenizer: Any, location: str) -> bool:
+    """Whether `tokenizer` encodes the sample differently from the checkpoint's own tokenizer.json."""
+    from tokenizers import Tokenizer
+    from transformers.utils.hub import cached_file
+
+    path = cached_file(location, "tokenizer.json", _raise_exceptions_for_missing_entries=False)
+    if not path:
+        return False
+    raw = Tokenizer.from_file(path).encode(_ROUND_TRIP_SAMPLE, add_special_tokens=False).ids
+    return raw != tokenizer(_ROUND_TRIP_SAMPLE, add_special_tokens=False)["input_ids"]
+
+
+def load_tokenizer(location: str) -> Any:
+    """The tokenizer at a hub id or directory, with a pad token and left padding.
+
+    transformers 5 picks some tokenizer classes from the model type rather than from the
+    checkpoint (every `qwen2` checkpoint gets `Qwen2Tokenizer`, which rebuilds its pipeline
+    from vocab and merges with Qwen's own pre-tokenizer). When that tokenizes a code sample
+    differently from the checkpoint's own `tokenizer.json`, the latter is loaded as is instead.
+    A tokenizer that cannot decode code back to the same text is refused.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    if _disagrees_with_tokenizer_json(tokenizer, location):
+        log.warning("%s: AutoTokenizer chose %s, which tokenizes code differently from the checkpoint's "
+                    "tokenizer.json; using tokenizer.json as is", location, type(tokenizer).__name__)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(location)
+    if not _round_trips(tokenizer):
+        raise ValueError(f"the tokenizer of {location!r} ({type(tokenizer).__name__}) does not decode code back to the same text")
+    return _prepare_tokenizer(tokenizer)
 
 
 @lru_cache(maxsize=2)
