@@ -89,7 +89,7 @@ def load_cell_model(model: Mapping[str, Any], runtime: Mapping[str, Any]):
 
     device = resolve_device(str(runtime.get("device", "auto")))
     if device == "cpu":
-        torch.set_num_threads(cpus_available())
+        torch.set_num_threads(int(runtime.get("threads") or cpus_available()))
     return load_model(model.get("path") or model["name"], device=device, dtype=runtime.get("dtype") or model.get("dtype"),
                       expect=model.get("expect"))
 
@@ -117,6 +117,23 @@ def benchmark_lock(data: Mapping[str, Any]) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def prepare_cells(configs: Any) -> None:
+    """Before a launch: build (or check) each distinct benchmark once, in the launching process,
+    so the cells only read it. A broken data config then fails before anything is submitted."""
+    from editsweep.benchmark import ensure_benchmark
+
+    seen = set()
+    for cfg in configs:
+        data = plain_config(cfg["data"])
+        key = repr(sorted(data.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        log.info("preparing the %s benchmark for the sweep", data.get("name"))
+        with benchmark_lock(data):
+            ensure_benchmark(data)
 
 
 # --- the cell ----------------------------------------------------------------------------------

@@ -143,8 +143,8 @@ class RuntimeConf:
     device: str = "auto"
     #: model dtype; null: bf16 on GPU, fp32 on CPU (the loader's default)
     dtype: Optional[str] = None
-    #: built benchmarks and other shared caches
-    cache_dir: str = ".cache/editsweep"
+    #: torch CPU threads; null: the CPUs of the cell (Slurm's allocation or the process affinity)
+    threads: Optional[int] = None
     #: tqdm progress bars
     progress: bool = True
     log_level: str = "INFO"
@@ -262,11 +262,14 @@ def _require(condition: bool, key: str, message: str, value: Any) -> None:
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first invalid key; the config itself is not changed."""
-    try:
-        plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True, throw_on_missing=True)
-    except Exception as exc:  # MissingMandatoryValue, InterpolationResolutionError, ...
-        raise ConfigError(f"config does not resolve: {exc}") from exc
-    plain.pop("hydra", None)
+    plain: Dict[str, Any] = {}
+    for key in cfg.keys():
+        if key == "hydra":  # Hydra's own node (present in the launcher's view) is not ours to check
+            continue
+        try:
+            plain[key] = _plain(cfg[key])
+        except Exception as exc:  # MissingMandatoryValue, InterpolationResolutionError, ...
+            raise ConfigError(f"{key}: does not resolve: {exc}") from exc
     _reject_unknown_keys(plain)
 
     _require(isinstance(plain.get("seed"), int) and plain["seed"] >= 0, "seed", "must be an integer >= 0", plain.get("seed"))
@@ -289,6 +292,8 @@ def validate_config(cfg: DictConfig) -> None:
     runtime = plain["runtime"]
     _require(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", runtime["device"])), "runtime.device",
              "must be auto, cpu, cuda, cuda:N or mps", runtime["device"])
+    _require(runtime["threads"] is None or runtime["threads"] >= 1, "runtime.threads", "must be null or >= 1",
+             runtime["threads"])
     _require(runtime["log_level"].upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "runtime.log_level",
              "must be DEBUG, INFO, WARNING or ERROR", runtime["log_level"])
 

@@ -197,7 +197,7 @@ class Tracker:
 
     def log_step(self, step: int, metrics: Mapping[str, Any]) -> None:
         if self.run is not None:
-            self.run.log({**flatten(metrics), STEP_METRIC: step})
+            self._guard("log metrics", lambda: self.run.log({**flatten(metrics), STEP_METRIC: step}))
 
     def log_samples(self, samples: List[Mapping[str, Any]], key: str = "samples") -> None:
         if self.run is None or not samples or not self.settings.get("log_samples", True):
@@ -206,11 +206,28 @@ class Tracker:
 
         columns = sorted({c for s in samples for c in s})
         rows = [[_cell_value(s.get(c)) for c in columns] for s in samples]
-        self.run.log({key: wandb.Table(columns=columns, data=rows)})
+        self._guard("log the sample table", lambda: self.run.log({key: wandb.Table(columns=columns, data=rows)}))
 
     def set_summary(self, metrics: Mapping[str, Any]) -> None:
         if self.run is not None:
-            self.run.summary.update(flatten(metrics))
+            self._guard("set the summary", lambda: self.run.summary.update(flatten(metrics)))
+
+    def _guard(self, what: str, action: Any) -> None:
+        """W&B is a view of the store: when it breaks (e.g. wandb-core killed by Slurm's SIGTERM),
+        the cell goes on without it instead of failing."""
+        try:
+            action()
+        except Exception as exc:
+            log.warning("W&B failed to %s (%s: %s); the cell continues without W&B (the store has everything)",
+                        what, type(exc).__name__, exc)
+            self.abandon()
+
+    def abandon(self) -> None:
+        global _ACTIVE
+        self.run = None
+        self.mode = "broken"
+        if _ACTIVE is self:
+            _ACTIVE = None
 
     def finish(self, exit_code: int = 0, preempting: bool = False) -> None:
         """Close the run (idempotent). `preempting` marks a requeue so W&B shows it as preempted."""

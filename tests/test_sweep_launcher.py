@@ -83,6 +83,7 @@ APP_SLURM = textwrap.dedent('''
       - editsweep_slurm
       - _self_
     validator: checks:check
+    prepare: null
     partition: debug
     cpus_per_task: 1
     poll_s: 1
@@ -97,6 +98,7 @@ APP_LOCAL = textwrap.dedent('''
       - editsweep_local
       - _self_
     validator: checks:check
+    prepare: null
     poll_s: 0.5
     lost_grace_s: 3
 ''')

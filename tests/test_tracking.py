@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -60,6 +62,42 @@ def test_failure_and_requeue_close_the_run(tmp_path: Path, wandb_offline_env: Pa
     run = read_offline_run(offline_runs(tmp_path / "s" / "requeued")[0])
     assert run["exit_code"] == 1 and run["preempting"] is True
     requeued.finish()  # idempotent
+
+
+def _wandb_core_pids() -> list:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"wandb-core" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_a_dying_wandb_core_does_not_fail_the_cell(tmp_path: Path, wandb_offline_env: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Slurm's scancel SIGTERMs every process of the step; wandb-core dies, the cell must go on."""
+    tracker = _tracker(tmp_path / "s" / "c").start()
+    tracker.log_step(0, {"a": 1})
+    pids = _wandb_core_pids()
+    assert pids, "wandb-core should run as a child of this process"
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while tracker.mode != "broken" and time.monotonic() < deadline:
+        tracker.log_step(1, {"a": 2})
+        time.sleep(0.2)
+    assert tracker.mode == "broken" and "continues without W&B" in caplog.text
+    tracker.log_samples([{"a": 1}])
+    tracker.set_summary({"a": 1})
+    tracker.finish()
+    assert tracking.close_active_run() is False
 
 
 def test_restart_writes_a_new_offline_dir_with_the_same_id(tmp_path: Path, wandb_offline_env: Path) -> None:

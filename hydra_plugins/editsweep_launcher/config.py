@@ -12,9 +12,12 @@ from hydra.core.config_store import ConfigStore
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 
 #: keys of this launcher that submitit does not know (removed before submission)
-EXTRA_KEYS = ("poll_s", "lost_grace_s", "parallelism", "skip_done", "validator")
+EXTRA_KEYS = ("poll_s", "lost_grace_s", "parallelism", "skip_done", "validator", "prepare")
 #: checks every composed cell config before submission ("module:function"; null: none)
 DEFAULT_VALIDATOR = "editsweep.config_schema:validate_config"
+#: runs once in the launching process with the configs of the cells about to be submitted
+#: ("module:function"; null: none); editsweep's builds each benchmark once, before the cells start
+DEFAULT_PREPARE = "editsweep.cell:prepare_cells"
 
 
 @dataclass
@@ -29,6 +32,7 @@ class EditsweepSlurmConf(SlurmQueueConf):
     #: skip cells whose result.json exists
     skip_done: bool = True
     validator: Optional[str] = DEFAULT_VALIDATOR
+    prepare: Optional[str] = DEFAULT_PREPARE
 
 
 @dataclass
@@ -40,6 +44,7 @@ class EditsweepLocalConf(LocalQueueConf):
     parallelism: int = 1
     skip_done: bool = True
     validator: Optional[str] = DEFAULT_VALIDATOR
+    prepare: Optional[str] = DEFAULT_PREPARE
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="editsweep_slurm", node=EditsweepSlurmConf,

@@ -127,6 +127,9 @@ class _EditsweepLauncherMixin:
                  sum(c.skipped for c in cells), sum(c.duplicate_of is not None for c in cells), sweep_dir)
 
         if to_run:
+            prepare = _load_function(self.options.get("prepare"))
+            if prepare is not None:
+                prepare([c.config for c in to_run])
             executor = self._make_executor()
             if self._EXECUTOR == "slurm":
                 self._submit_all(executor, to_run)
@@ -151,7 +154,7 @@ class _EditsweepLauncherMixin:
         """Compose and validate every cell; raise one error listing all invalid cells."""
         from editsweep.config_schema import ConfigError
 
-        validate = _load_validator(self.options.get("validator"))
+        validate = _load_function(self.options.get("validator"))
         cells, problems = [], []
         for offset, overrides in enumerate(job_overrides):
             index = initial_job_idx + offset
@@ -320,8 +323,8 @@ def _sweep_subdir(cfg: DictConfig) -> str:
     return str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
 
 
-def _load_validator(spec: Optional[str]) -> Any:
-    """"module:function" -> the function (None: no validation)."""
+def _load_function(spec: Optional[str]) -> Any:
+    """"module:function" -> the function (None when not configured)."""
     if not spec:
         return None
     import importlib
