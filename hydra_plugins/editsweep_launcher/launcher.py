@@ -217,6 +217,8 @@ class _EditsweepLauncherMixin:
                 last_poll = now
                 states = self._job_states([c.job for c in active])
                 for cell in active:
+                    if states is None:  # the scheduler did not answer: no news is not bad news
+                        break
                     state = states.get(cell.job.job_id)
                     alive = state in (SLURM_ALIVE_STATES if self._EXECUTOR == "slurm" else LOCAL_ALIVE_STATES)
                     liveness.observe(cell.job.job_id, state, alive, now)
@@ -237,7 +239,8 @@ class _EditsweepLauncherMixin:
             if queue or active:
                 time.sleep(1.0)
 
-    def _job_states(self, jobs: List[Any]) -> Dict[str, Optional[str]]:
+    def _job_states(self, jobs: List[Any]) -> Optional[Dict[str, Optional[str]]]:
+        """{job id: state (None: unknown to the scheduler)}, or None when the scheduler did not answer."""
         if not jobs:
             return {}
         if self._EXECUTOR == "slurm":
@@ -245,7 +248,7 @@ class _EditsweepLauncherMixin:
                 return squeue_states(j.job_id for j in jobs)
             except RuntimeError as exc:
                 log.warning("%s; job states unknown this round", exc)
-                return {j.job_id: "UNKNOWN_SQUEUE_FAILED" for j in jobs}
+                return None
         return {j.job_id: j.state for j in jobs}
 
     def _collect(self, cell: _Cell) -> JobReturn:
