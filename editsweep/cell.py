@@ -193,7 +193,7 @@ def run_cell(cfg: Any, cell_dir: Optional[Path] = None) -> Dict[str, Any]:
     try:
         tracker.start()
         for record in store.evals():  # a restarted run shows the committed curve again
-            tracker.log_step(record["step"], record["metrics"])
+            tracker.log_step(record["step"], _step_metrics(record))
         result = _run_regime(plain, store, tracker, cid, cell_dir.name, labels, started)
         tracker.log_samples(store.samples())
         tracker.set_summary(_summary(result))
@@ -242,7 +242,7 @@ def _run_regime(plain: Dict[str, Any], store: Any, tracker: Any, cid: str, cell_
                               timeout_s=float(plain["sandbox"]["timeout_s"]), progress=progress)
         run = RegimeRun(model=model, tokenizer=tokenizer, editor=editor, evaluator=evaluator, plan=plan, store=store,
                         regime=plain["regime"], seed=int(plain["seed"]), progress=progress,
-                        on_unit=lambda step, record: tracker.log_step(step, record["metrics"]),
+                        on_unit=lambda step, record: tracker.log_step(step, _step_metrics(record)),
                         stage_seconds=dict(store.progress.get("stage_seconds") or {}))
         run.add_seconds({"benchmark": t_bench, "load_model": t_model})
         REGIMES[regime_name](run)
@@ -264,6 +264,11 @@ def _run_regime(plain: Dict[str, Any], store: Any, tracker: Any, cid: str, cell_
         "wall_s": round(time.time() - started, 3),
         "finished_at": time.time(),
     }
+
+
+def _step_metrics(record: Mapping[str, Any]) -> Dict[str, Any]:
+    """What W&B gets per evaluation step: the metrics per subset, the edit count, stage seconds."""
+    return {**record["metrics"], "n_edits": record["n_edits"], "seconds": record.get("seconds", {})}
 
 
 def _summary(result: Mapping[str, Any]) -> Dict[str, Any]:

@@ -264,3 +264,12 @@ def test_local_cell_killed_from_outside_is_reported(app: Path) -> None:
     assert proc.returncode == 1
     assert "cell_9_sleep: FAILED" in output
     assert "killed from outside" in (app / "sweep/cell_9_sleep/error.txt").read_text()
+
+
+def test_cells_that_share_a_directory_run_once(app: Path) -> None:
+    """E.g. the unedited baseline under two regimes: one cell directory, one run, two results."""
+    result = run_app(app, "x=4,5", "mode=ok", *LOCAL, "hydra.sweep.subdir=cell_${mode}")
+    log = result.stderr + result.stdout
+    assert result.returncode == 0, log
+    assert "same cell as #0" in log and "1 of 2 cells to run (0 done, 1 duplicates)" in log
+    assert json.loads((app / "sweep/cell_ok/result.json").read_text()) == {"x": 4}
