@@ -82,7 +82,11 @@ def resolve_device(device: str) -> str:
 
 
 def load_cell_model(model: Mapping[str, Any], runtime: Mapping[str, Any]):
-    """(model, tokenizer) on the cell's device; `model.path` wins over `model.name` when given."""
+    """(model, tokenizer) on the cell's device; `model.path` wins over `model.name` when given.
+
+    `model.random_weights: true` (e.g. `+model.random_weights=true` with a paper model) builds
+    that architecture with random weights and the local tokenizer: no download, for timing runs.
+    """
     import torch
 
     from editsweep.models.loading import load_model
@@ -90,8 +94,16 @@ def load_cell_model(model: Mapping[str, Any], runtime: Mapping[str, Any]):
     device = resolve_device(str(runtime.get("device", "auto")))
     if device == "cpu":
         torch.set_num_threads(int(runtime.get("threads") or cpus_available()))
-    return load_model(model.get("path") or model["name"], device=device, dtype=runtime.get("dtype") or model.get("dtype"),
-                      expect=model.get("expect"))
+    dtype = runtime.get("dtype") or model.get("dtype")
+    if model.get("random_weights"):
+        from editsweep.models.configs import build_random_model
+        from editsweep.models.loading import local_tokenizer
+
+        if dtype in (None, "auto"):
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        log.warning("model %s: RANDOM weights (random_weights=true), for timing only", model["name"])
+        return build_random_model(model_key(model), dtype=dtype, device=device), local_tokenizer(str(model["arch"]))
+    return load_model(model.get("path") or model["name"], device=device, dtype=dtype, expect=model.get("expect"))
 
 
 def open_sandbox(sandbox: Mapping[str, Any]):
