@@ -144,3 +144,15 @@ def test_two_pools_in_one_process_do_not_share_cgroups():
             assert outer.slots[0].worker.cgroup.dirs != inner.slots[0].worker.cgroup.dirs
             assert inner.run_one(task)["status"] == "passed"
         assert outer.run_one(task)["status"] == "passed"  # closing the inner pool left this one alone
+
+
+def test_a_caller_with_a_large_environment_still_gets_a_jailed_worker(monkeypatch):
+    """A Slurm job's environment is large; the worker config (which lists digests of every caller
+    variable) travels on stdin, since firejail refuses long arguments."""
+    for i in range(400):
+        monkeypatch.setenv(f"EDITSWEEP_TEST_BULK_{i}", "v" * 200)
+    worker = WorkerProcess(name="bigenv").start()
+    try:
+        assert worker.info["type"] == "ready"
+    finally:
+        worker.stop()

@@ -44,16 +44,19 @@ FIREJAIL_ENV = frozenset({
     "FIREJAIL_QUIET", "LC_CTYPE",
 })
 
-#: reads the worker program from stdin (the project dir is invisible in the jail), then runs it
+#: reads the worker program and its JSON config from stdin (the project dir is invisible in the
+#: jail, and firejail refuses long arguments: a config listing a Slurm job's variables is too long)
 LOADER = (
     "import os,sys\n"
-    "n=int(sys.argv[2]);b=b''\n"
-    "while len(b)<n:\n"
-    " c=os.read(0,n-len(b))\n"
-    " if not c:raise SystemExit('editsweep worker: short program on stdin')\n"
-    " b+=c\n"
-    "sys.argv=sys.argv[:2]\n"
-    "exec(compile(b,'<editsweep-worker>','exec'),{'__name__':'__main__','__builtins__':__builtins__})\n"
+    "def r(n):\n"
+    " b=b''\n"
+    " while len(b)<n:\n"
+    "  c=os.read(0,n-len(b))\n"
+    "  if not c:raise SystemExit('editsweep worker: short input on stdin')\n"
+    "  b+=c\n"
+    " return b\n"
+    "p=r(int(sys.argv[1]));sys.argv=[sys.argv[0],r(int(sys.argv[2])).decode()]\n"
+    "exec(compile(p,'<editsweep-worker>','exec'),{'__name__':'__main__','__builtins__':__builtins__})\n"
 )
 
 
@@ -128,10 +131,17 @@ def firejail_argv(hidden: list[str], file_size_bytes: int) -> list[str]:
     return argv
 
 
-def interpreter_argv(python: str, config_json: str, program_bytes: int) -> list[str]:
-    """`python -s -P -c LOADER CONFIG N`: the loader reads N bytes of worker program from stdin."""
+def interpreter_argv(python: str, program_bytes: int, config_bytes: int) -> list[str]:
+    """`python -s -P -c LOADER P C`: the loader reads P bytes of worker program, then C bytes of
+    JSON config from stdin (see `loader_input`)."""
     flags = ["-s", "-P"] if _supports_safe_path(python) else ["-s"]
-    return [python, *flags, "-c", LOADER, config_json, str(program_bytes)]
+    return [python, *flags, "-c", LOADER, str(program_bytes), str(config_bytes)]
+
+
+def loader_input(program: bytes, config_json: str) -> tuple[list[int], bytes]:
+    """The sizes for `interpreter_argv` and the bytes to write to the worker's stdin."""
+    config = config_json.encode()
+    return [len(program), len(config)], program + config
 
 
 @lru_cache(maxsize=4)

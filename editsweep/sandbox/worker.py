@@ -94,7 +94,8 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         program = PROGRAM_PATH.read_bytes()
         config = self._config()
-        argv = jail.interpreter_argv(self.python, json.dumps(config), len(program))
+        sizes, loader_stdin = jail.loader_input(program, json.dumps(config))
+        argv = jail.interpreter_argv(self.python, *sizes)
         if self.jailed:
             prefix = self.jail_argv
             if prefix is None:
@@ -115,7 +116,7 @@ class WorkerProcess:
             raise WorkerStartError(f"cannot start worker {self.name}: {exc}") from exc
         threading.Thread(target=self._pump_stderr, name=f"{self.name}-stderr", daemon=True).start()
         try:
-            self.proc.stdin.write(program)
+            self.proc.stdin.write(loader_stdin)
             self.proc.stdin.flush()
             message = self._read_message(started + self.start_timeout_s)
         except (OSError, WorkerLost) as exc:
