@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM
 from editsweep.benchmark.demo import training_texts
 from editsweep.editing import EditRequest, get_editor
 from editsweep.editing.closed_form import add_to_weight, spread_update
-from editsweep.editing.forward import can_start_at_layer, final_hidden, layer_input, read_at_positions
+from editsweep.editing.forward import final_hidden, read_at_positions, split_rows
 from editsweep.editing.hooks import capture, rewrite_output
 from editsweep.editing.rows import build_rows
 from editsweep.editing.stats import get_second_moments
@@ -28,6 +28,7 @@ torch.set_num_threads(1)
 
 REQ_A = EditRequest("import re\n\ndef has_digit(text):\n    return ", "my_re_search(text)", "has_digit")
 REQ_B = EditRequest("def total(values):\n    return ", "my_sum(values)", "total", key_position="last")
+REQ_C = EditRequest("total = 0\nfor v in data:\n    total += v + ", "my_abs(v)", "v")
 FAST = dict(v_num_grad_steps=6, context_template_length_params=[])
 
 
@@ -100,24 +101,28 @@ def test_vstar_clamp_every_step_and_rising_target(setup):
     assert torch.allclose(result.inits[0].double(), inits, rtol=1e-6, atol=1e-9)
 
 
-def test_starting_at_a_middle_layer_changes_nothing(setup):
+def test_prefix_cache_matches_full_forward(setup):
     model, tok, _ = setup
     arch = arch_of(model)
-    rows = build_rows(tok, [REQ_A, REQ_B], [["{}"]])
-    batch = pad_rows([r.bare for r in rows], tok.pad_token_id, "left", "cpu")
-    assert can_start_at_layer(model)
-    full = final_hidden(model, arch, batch, None)
+    # REQ_C's KL row "v is a" keys at token 0 without BOS (qwen2): an empty prefix in a padded chunk.
+    rows = build_rows(tok, [REQ_A, REQ_B, REQ_C], [["{}"]])
+    flat = [row for r in rows for row in (r.bare, r.kl)]
+    assert flat[-1].lookup == (1 if tok.bos_token == "<s>" else 0)
+    split = split_rows(flat, [row.lookup for row in flat], tok.pad_token_id, "cpu")
+    split.fill_cache(model)
+    full = final_hidden(model, arch, pad_rows(flat, tok.pad_token_id, "right", "cpu"), None)
     with torch.no_grad():
-        partial = final_hidden(model, arch, batch, None, start=(2, layer_input(model, arch, batch, 2)))
-    mask = batch.attention_mask.bool()
-    assert torch.allclose(full[mask], partial[mask], rtol=0, atol=1e-12)
-    assert len(model.get_decoder().layers) == arch.n_layers  # the layer list is back
+        for _ in range(2):  # the stored prefix is reusable: a second pass gives the same values
+            suffix = final_hidden(model, arch, split.suffix_inputs(), None)
+            for b, row in enumerate(flat):
+                for p in range(row.lookup, len(row.input_ids)):
+                    assert torch.allclose(suffix[b, split.suffix_column(b, p)], full[b, p], rtol=0, atol=1e-10)
     site = get_module(model, arch.layer(2))
     results = []
-    for start in (None, 2):
-        cfg = DeltaConfig(steps=5, lr=0.5, weight_decay=1e-3, clamp_norm_factor=4, kl_factor=0.0625, start_layer=start)
+    for cached in (False, True):
+        cfg = DeltaConfig(steps=5, lr=0.5, weight_decay=1e-3, clamp_norm_factor=4, kl_factor=0.0625, prefix_cache=cached)
         results.append(optimize_deltas(model, arch, rows, [site], cfg, tok.pad_token_id, "left"))
-    assert torch.allclose(results[0].deltas, results[1].deltas, rtol=0, atol=1e-9)
+    assert torch.allclose(results[0].deltas, results[1].deltas, rtol=0, atol=1e-6)
 
 
 def test_vstar_early_stop(setup):

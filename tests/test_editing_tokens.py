@@ -57,7 +57,7 @@ def test_straddling_token_belongs_to_target(tok):
 
 
 def test_subject_first_and_after_last(tok):
-    prompt = "def f(values):\n    total = sorted(values)\n    return "
+    prompt = "def f(values):\n    total = sorted(values) if values else []\n    return "
     start = prompt.rindex("sorted(values)")
     first = encode_row(tok, "", prompt, start, "sorted(values)", "x", "subject_first")
     last = encode_row(tok, "", prompt, start, "sorted(values)", "x", "subject_last")

@@ -50,7 +50,7 @@ class MemitEditor(LocateEditor):
         cfg = DeltaConfig(
             steps=h.v_num_grad_steps, lr=h.v_lr, weight_decay=h.v_weight_decay, clamp_norm_factor=h.clamp_norm_factor,
             kl_factor=h.kl_factor, loss_layer=h.v_loss_layer, stop_rule="loss", early_stop_loss=h.early_stop_loss,
-            max_tokens=h.max_tokens_per_batch, start_layer=h.layers[-1],
+            max_tokens=h.max_tokens_per_batch,
         )
         try:
             for layer in h.layers:  # statistics first, from the unedited model

@@ -69,7 +69,7 @@ class PmetEditor(LocateEditor):
         cfg = DeltaConfig(
             steps=h.v_num_grad_steps, lr=h.v_lr, weight_decay=h.v_weight_decay, clamp_norm_factor=h.clamp_norm_factor,
             kl_factor=h.kl_factor, loss_layer=h.v_loss_layer, stop_rule="pmet", nll_factor=h.nll_loss_factor,
-            max_tokens=h.max_tokens_per_batch, start_layer=last,
+            max_tokens=h.max_tokens_per_batch,
         )
         try:
             for kind in h.rewrite_modules:  # statistics first, from the unedited model

@@ -24,14 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from editsweep.editing.forward import (
-    can_start_at_layer,
-    final_hidden,
-    layer_input,
-    length_sorted_chunks,
-    logits_at,
-    model_device,
-)
+from editsweep.editing.forward import final_hidden, length_sorted_chunks, logits_at, model_device, split_rows
 from editsweep.editing.hooks import frozen, rewrite_output
 from editsweep.editing.rows import RequestRows
 from editsweep.editing.tokens import Batch, EncodedRow, pad_rows
@@ -56,8 +49,8 @@ class DeltaConfig:
     early_stop_loss: float = 0.05
     nll_factor: float = 1.0
     max_tokens: int = 4096
-    # The lowest layer holding a site: layers below it run once, not at every step (None: all layers every step).
-    start_layer: int | None = None
+    # Run each row's tokens before its key once into a KV cache and re-run only key + targets per step.
+    prefix_cache: bool = True
 
     def __post_init__(self) -> None:
         if self.stop_rule not in ("loss", "pmet"):
@@ -147,39 +140,50 @@ def optimize_deltas(
     plan = _plan(requests)
     n_req, n_sites = len(requests), len(sites)
     chunks = length_sorted_chunks(plan.rows, cfg.max_tokens)
-    batches = [pad_rows([plan.rows[i] for i in chunk], pad_id, side, device) for chunk in chunks]
-    start = cfg.start_layer if cfg.start_layer and can_start_at_layer(model) else None
-    prefixes: list[Any] = []
+    if cfg.prefix_cache:
+        # Everything before a row's key token is independent of δ: it runs once, into a KV cache.
+        batches: list[Any] = [split_rows([plan.rows[i] for i in chunk], [plan.rows[i].lookup for i in chunk], pad_id, device) for chunk in chunks]
+    else:
+        batches = [pad_rows([plan.rows[i] for i in chunk], pad_id, side, device) for chunk in chunks]
     injector = _Injector(n_sites)
 
     def run_chunk(c: int, delta: Any, keep: list[int] | None = None):
         """(per-row nll, KL-row log-probs, per-row all-argmax flags, site values at key) of chunk c's rows `keep`."""
-        keep = keep if keep is not None else list(range(len(chunks[c])))
+        whole = keep is None
+        keep = list(range(len(chunks[c]))) if whole else keep
         chunk = [chunks[c][b] for b in keep]
-        full = batches[c]
         index = torch.tensor(keep, device=device)
-        batch = Batch(full.input_ids[index], full.attention_mask[index], full.position_ids[index], [full.shift[b] for b in keep])
+        full = batches[c]
+        if cfg.prefix_cache:
+            inputs = full.suffix_inputs(None if whole else index)
+
+            def column(b: int, position: int) -> int:
+                return full.suffix_column(keep[b], position)
+        else:
+            inputs = Batch(full.input_ids[index], full.attention_mask[index], full.position_ids[index], [full.shift[b] for b in keep])
+
+            def column(b: int, position: int) -> int:
+                return inputs.column(b, position)
         injector.rows = torch.arange(len(chunk), device=device)
-        injector.cols = torch.tensor([batch.column(b, plan.rows[i].lookup) for b, i in enumerate(chunk)], device=device)
+        injector.cols = torch.tensor([column(b, plan.rows[i].lookup) for b, i in enumerate(chunk)], device=device)
         injector.req = torch.tensor([plan.request_of[i] for i in chunk], device=device)
         injector.delta = delta
         with contextlib.ExitStack() as stack:
             for s, module in enumerate(sites):
                 stack.enter_context(rewrite_output(module, injector.fn(s)))
-            begin = (start, prefixes[c][index]) if start else None
-            hidden = final_hidden(model, arch, batch, cfg.loss_layer, start=begin)
+            hidden = final_hidden(model, arch, inputs, cfg.loss_layer)
         sel_rows, sel_cols, owner, labels = [], [], [], []
         for b, i in enumerate(chunk):
             row = plan.rows[i]
             if plan.is_kl[i]:
                 sel_rows.append(b)
-                sel_cols.append(batch.column(b, row.lookup))
+                sel_cols.append(column(b, row.lookup))
                 owner.append(b)
                 labels.append(-1)
             else:
                 for p in row.target_positions:
                     sel_rows.append(b)
-                    sel_cols.append(batch.column(b, p - 1))
+                    sel_cols.append(column(b, p - 1))
                     owner.append(b)
                     labels.append(row.input_ids[p])
         logp = torch.log_softmax(
@@ -199,8 +203,9 @@ def optimize_deltas(
         return nll, kl_lp, misses == 0, [v for v in injector.seen]
 
     with frozen(model), torch.enable_grad():
-        # Layers below the first site do not depend on δ: their output is computed once per chunk.
-        prefixes.extend(layer_input(model, arch, batch, start) if start else None for batch in batches)
+        if cfg.prefix_cache:
+            for batch in batches:
+                batch.fill_cache(model)
         # Step 0 values: the sites' outputs at the bare prompts' key tokens and the KL reference.
         inits = torch.zeros(n_sites, n_req, arch.hidden_size, device=device)
         kl_ref: dict[int, Any] = {}
