@@ -126,6 +126,33 @@ def resolve_mode(mode: str, base_url: str, timeout_s: float) -> str:
     return "online"
 
 
+def _reset_service() -> None:
+    """Tear down this process's W&B service connection (e.g. after wandb-core was killed)."""
+    try:
+        import wandb
+
+        wandb.teardown()
+    except Exception as exc:  # the service is usually already gone
+        log.debug("wandb.teardown: %s", exc)
+
+
+def drop_inherited_service() -> None:
+    """Forget a W&B service token inherited from another process (WANDB_SERVICE).
+
+    wandb exports its service's socket to child processes so they can share it; a cell started
+    by a process that used W&B (a test runner, a notebook, the basic launcher's parent) would
+    otherwise try to connect to a service that is not its own, possibly gone.
+    """
+    token = os.environ.get("WANDB_SERVICE")
+    if not token:
+        return
+    parts = token.split("-")
+    owner = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+    if owner != os.getpid():
+        log.info("ignoring the W&B service inherited from process %s", owner)
+        os.environ.pop("WANDB_SERVICE", None)
+
+
 # --- the tracker -----------------------------------------------------------------------------------
 
 class Tracker:
@@ -164,14 +191,22 @@ class Tracker:
         import wandb
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        drop_inherited_service()
         try:
             self.run = self._init(wandb)
-        except Exception as exc:  # e.g. an online server that refuses the key: log offline instead
-            if self.mode != "online":
-                raise
-            log.warning("W&B online init failed (%s): logging offline instead", exc)
+        except Exception as exc:  # a refused key, a dead service: try once more offline, on a fresh service
+            log.warning("W&B %s init failed (%s: %s); retrying offline", self.mode, type(exc).__name__, exc)
+            _reset_service()
             self.mode = "offline"
-            self.run = self._init(wandb)
+            try:
+                self.run = self._init(wandb)
+            except Exception as again:
+                log.warning("W&B offline init failed too (%s: %s)", type(again).__name__, again)
+                self.run = None
+        if self.run is None:
+            log.warning("the cell continues without W&B (the store has everything)")
+            self.mode = "broken"
+            return self
         self.run.define_metric(STEP_METRIC)
         self.run.define_metric("*", step_metric=STEP_METRIC)
         _ACTIVE = self
@@ -223,11 +258,13 @@ class Tracker:
             self.abandon()
 
     def abandon(self) -> None:
+        """Drop the run and the (dead) service connection, so a later run in this process starts afresh."""
         global _ACTIVE
         self.run = None
         self.mode = "broken"
         if _ACTIVE is self:
             _ACTIVE = None
+        _reset_service()
 
     def finish(self, exit_code: int = 0, preempting: bool = False) -> None:
         """Close the run (idempotent). `preempting` marks a requeue so W&B shows it as preempted."""

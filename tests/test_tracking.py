@@ -100,6 +100,16 @@ def test_a_dying_wandb_core_does_not_fail_the_cell(tmp_path: Path, wandb_offline
     assert tracking.close_active_run() is False
 
 
+def test_a_service_inherited_from_another_process_is_ignored(tmp_path: Path, wandb_offline_env: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slurm jobs inherit the launching process's environment, including wandb's WANDB_SERVICE."""
+    monkeypatch.setenv("WANDB_SERVICE", f"3-1-unix-{tmp_path / 'gone' / 'socket'}")
+    tracker = _tracker(tmp_path / "s" / "c").start()
+    tracker.finish()
+    assert tracker.mode == "offline"
+    assert read_offline_run(offline_runs(tmp_path / "s" / "c")[0])["exit_code"] == 0
+
+
 def test_restart_writes_a_new_offline_dir_with_the_same_id(tmp_path: Path, wandb_offline_env: Path) -> None:
     cell = tmp_path / "s" / "c"
     _tracker(cell).start().finish(exit_code=1)
