@@ -97,7 +97,7 @@ class FTEditor(Editor):
         params = dict(model.named_parameters())
         pad_id, side, device = pad_id_of(tokenizer), padding_side_of(tokenizer), model_device(model)
         rows = [
-            _truncate(encode_row(tokenizer, "", r.prompt, r.subject_start, r.subject, r.target_new, "last"), h.max_length)
+            _truncate(encode_row(tokenizer, "", r.prompt, r.subject_start, r.subject, r.target_new, "last", r.context_end), h.max_length)
             for r in requests
         ]
         originals = {n: params[n].detach().float().clone() for n in names}

@@ -219,7 +219,9 @@ class GraceEditor(Editor):
         h = self.hparams
         arch = arch_of(model)
         device = model_device(model)
-        row = encode_row(tokenizer, "", request.prompt, request.subject_start, request.subject, request.target_new, "last")
+        row = encode_row(
+            tokenizer, "", request.prompt, request.subject_start, request.subject, request.target_new, "last", request.context_end
+        )
         batch = pad_rows([row], pad_id_of(tokenizer), padding_side_of(tokenizer), device)
         key_col = batch.column(0, row.prompt_len - 1)
         adapter.forced_positions = torch.tensor([key_col], device=device)

@@ -12,14 +12,14 @@ from typing import Any, Sequence
 __all__ = ["target_logprob", "next_token_logprobs", "kl_divergence"]
 
 
-def target_logprob(model: Any, tokenizer: Any, prompt: str, target: str) -> float:
-    """Mean log-probability per target token of `target` after `prompt` (joint tokenization)."""
+def target_logprob(model: Any, tokenizer: Any, prompt: str, target: str, context_end: int | None = None) -> float:
+    """Mean log-probability per target token of `target` after `prompt` (tokenized as `encode_row` does)."""
     import torch
 
     from editsweep.editing.forward import model_device
     from editsweep.editing.tokens import encode_row
 
-    row = encode_row(tokenizer, "", prompt, None, None, target, "last")
+    row = encode_row(tokenizer, "", prompt, None, None, target, "last", context_end)
     device = model_device(model)
     prompt_ids = torch.tensor([row.input_ids[: row.prompt_len]], device=device)
     target_ids = list(row.target_ids)

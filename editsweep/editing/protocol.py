@@ -23,6 +23,9 @@ class EditRequest:
 
     `subject` must occur in `prompt` (its last occurrence is used: in code it is the one nearest
     the call site); `key_position` says which token carries the key (`KEY_POSITIONS`).
+    `context_end`, when known, is the offset in `prompt` where the model's generation input ends
+    (the problem prompt) and its own writing begins: the two parts are then tokenized as
+    generation sees them (`tokens.encode_row`), not merged across that boundary.
     """
 
     prompt: str
@@ -30,6 +33,7 @@ class EditRequest:
     subject: str
     ground_truth: str | None = None
     key_position: str = "subject_last"
+    context_end: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("prompt", "target_new", "subject"):
@@ -46,6 +50,12 @@ class EditRequest:
             raise ValueError(
                 f"EditRequest.subject {self.subject!r} does not occur in its prompt "
                 f"(prompt ends {self.prompt[-60:]!r})"
+            )
+        if self.context_end is not None and not (
+            isinstance(self.context_end, int) and 0 < self.context_end <= len(self.prompt)
+        ):
+            raise ValueError(
+                f"EditRequest.context_end {self.context_end!r} must be an offset in the prompt (1..{len(self.prompt)})"
             )
         if self.key_position not in KEY_POSITIONS:
             raise ValueError(
@@ -65,6 +75,26 @@ class EditRequest:
         if missing:
             raise ValueError(f"edit request lacks {', '.join(missing)}: {sorted(data)}")
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "EditRequest":
+        """The request of a benchmark problem record (`benchmark.jsonl`), with `context_end` located.
+
+        A code-context request's prompt is a left-truncated piece of `prompt + reference_new`; where
+        the problem prompt ends inside it, generation's input ends too.
+        """
+        data = record.get("edit_request")
+        if not data:
+            raise ValueError(f"problem {record.get('id')!r} has no edit_request (only reliability problems do)")
+        request = cls.from_dict(data)
+        if request.context_end is not None:
+            return request
+        solution = record.get("prompt", "") + record.get("reference_new", "")
+        start = solution.find(request.prompt)
+        end = len(record.get("prompt", "")) - start
+        if start >= 0 and 0 < end < len(request.prompt):
+            return dataclasses.replace(request, context_end=end)
+        return request
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def build_rows(
             rewrite = tuple(
                 encode_row(
                     tokenizer, prefix, request.prompt, request.subject_start, request.subject,
-                    request.target_new, request.key_position,
+                    request.target_new, request.key_position, request.context_end,
                 )
                 for _, prefix in flat
             )

@@ -64,27 +64,19 @@ def encode_row(
     subject: str | None,
     target: str,
     key_position: str,
+    context_end: int | None = None,
 ) -> EncodedRow:
     """Tokenize `prefix + prompt + target` and locate the key and the target tokens.
 
     `subject_start` is the subject's character offset inside `prompt`. Special tokens the
-    tokenizer adds (BOS, a trailing EOS) are never target tokens.
+    tokenizer adds (BOS, a trailing EOS) are never target tokens. With `context_end` (an offset
+    in `prompt`), the text up to it is tokenized on its own and the rest continues from there,
+    as in generation, where the model's input is tokenized alone and the model writes the rest.
     """
     _require_fast(tokenizer)
     text = prefix + prompt + target
     boundary = len(prefix) + len(prompt)
-    enc = tokenizer(
-        text,
-        add_special_tokens=True,
-        return_offsets_mapping=True,
-        return_special_tokens_mask=True,
-    )
-    ids = list(enc["input_ids"])
-    offsets = [tuple(o) for o in enc["offset_mapping"]]
-    special = list(enc["special_tokens_mask"])
-    # Trailing special tokens (an EOS some tokenizers append) are dropped: the edit is a prefix.
-    while len(ids) > 1 and special[-1]:
-        ids.pop(), offsets.pop(), special.pop()
+    ids, offsets, special = _encode(tokenizer, text, None if context_end is None else len(prefix) + context_end)
     target_positions = [
         i for i, ((start, end), sp) in enumerate(zip(offsets, special)) if not sp and end > boundary and end > start
     ]
@@ -99,6 +91,36 @@ def encode_row(
         )
     lookup = _key_index(offsets, special, prefix, prompt, subject_start, subject, key_position, prompt_len)
     return EncodedRow(tuple(ids), lookup, tuple(target_positions), prompt_len)
+
+
+def _tokenize(tokenizer: Any, text: str, special_tokens: bool) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+    enc = tokenizer(text, add_special_tokens=special_tokens, return_offsets_mapping=True, return_special_tokens_mask=True)
+    ids = list(enc["input_ids"])
+    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    special = list(enc["special_tokens_mask"])
+    # Trailing special tokens (an EOS some tokenizers append) are dropped: the edit is a prefix.
+    while len(ids) > 1 and special[-1]:
+        ids.pop(), offsets.pop(), special.pop()
+    return ids, offsets, special
+
+
+def _encode(tokenizer: Any, text: str, split: int | None) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+    """Joint tokenization of `text`, or the input part `text[:split]` alone followed by the rest.
+
+    The split form is used only when the two parts decode back to the same text as the joint
+    form; a tokenizer that prepends a word marker to every encoded text (SentencePiece's dummy
+    prefix) would otherwise insert a space, and there the joint form is what generation sees anyway.
+    """
+    joint = _tokenize(tokenizer, text, True)
+    if split is None or split <= 0 or split >= len(text):
+        return joint
+    head = _tokenize(tokenizer, text[:split], True)
+    tail = _tokenize(tokenizer, text[split:], False)
+    ids = head[0] + tail[0]
+    if tokenizer.decode(ids, skip_special_tokens=True) != tokenizer.decode(joint[0], skip_special_tokens=True):
+        return joint
+    offsets = head[1] + [(a + split, b + split) for a, b in tail[1]]
+    return ids, offsets, head[2] + tail[2]
 
 
 def _key_index(
