@@ -18,16 +18,12 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional
 
+from editsweep.config_schema import model_key
+
 log = logging.getLogger(__name__)
 
 
 # --- config helpers (also used by config_schema.validate_config) ----------------------------------------
-
-def model_key(model: Mapping[str, Any]) -> str:
-    """The model's config name, the key of a method's `per_model` table (`small:llama` -> `small_llama`)."""
-    key = model.get("key") or str(model["name"]).replace(":", "_").replace("/", "_")
-    return str(key)
-
 
 def resolve_method_hparams(method: Mapping[str, Any], model: Mapping[str, Any]) -> Dict[str, Any]:
     """The method's `hparams` updated by its `per_model` entry for this model, checked by the method."""

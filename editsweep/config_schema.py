@@ -199,11 +199,24 @@ def identity(cfg: Any) -> Dict[str, Any]:
         section, _, key = path.partition(".")
         if isinstance(ident.get(section), dict):
             ident[section].pop(key, None)
+    method, model = ident.get("method"), ident.get("model")
+    if isinstance(method, dict) and isinstance(model, dict) and "name" in model:
+        # only this model's hyperparameters: editing another model's per_model entry keeps this cell
+        hparams = dict(method.get("hparams") or {})
+        hparams.update((method.get("per_model") or {}).get(model_key(model)) or {})
+        ident["method"] = {k: v for k, v in method.items() if k not in ("hparams", "per_model")}
+        ident["method"]["hparams"] = hparams
     if is_baseline(cfg) and isinstance(ident.get("regime"), dict):
         regime = {k: v for k, v in ident["regime"].items() if k not in SEQUENTIAL_ONLY_KEYS}
         regime["name"] = RegimeName.instant.value
         ident["regime"] = regime
     return ident
+
+
+def model_key(model: Any) -> str:
+    """The model's config name, the key of a method's `per_model` table (`small:llama` -> `small_llama`)."""
+    key = model.get("key") or str(model["name"]).replace(":", "_").replace("/", "_")
+    return str(key)
 
 
 def cell_id(cfg: Any) -> str:

@@ -66,6 +66,14 @@ def test_cell_identity_ignores_how_and_where_but_not_what() -> None:
     assert "tracking" not in identity(base) and "sweep" not in identity(base)
 
 
+def test_only_this_models_hyperparameters_are_part_of_the_identity() -> None:
+    base = make("method=rome")
+    assert cell_id(make("method=rome", "+method.per_model.codellama_7b.v_lr=0.9")) == cell_id(base)
+    assert cell_id(make("method=rome", "+method.per_model.small_llama.v_lr=0.9")) != cell_id(base)
+    assert cell_id(make("method=rome", "method.hparams.v_lr=0.9")) != cell_id(base)
+    assert identity(base)["method"]["hparams"]["layers"] == [1]  # small_llama's per_model value
+
+
 def test_baseline_is_one_cell_whatever_the_regime() -> None:
     instant = make("method=none", "regime=instant")
     sequential = make("method=none", "regime=sequential")

@@ -28,11 +28,6 @@ CELL_ARGS = [
     "model=small_llama", "regime.max_apis=5", "regime.eval_every=1", "subset.max_problems_per_api=1",
     "generation.n_samples=2", "generation.max_new_tokens=32", "sandbox.timeout_s=5",
     "runtime.progress=false", "runtime.threads=1", "tracking=offline",
-    # firejail cannot start inside Slurm jobs yet: the sandbox passes its worker config (with one
-    # digest per environment variable, ~100 in a job) as one argv entry, over firejail's 4128-byte
-    # limit; test_slurm_cluster.py::test_jailed_sandbox_starts_inside_a_slurm_job shows it. Until the
-    # sandbox sends that config over stdin, these orchestration tests run the sandbox unjailed.
-    "sandbox=no_jail",
 ]
 GRID = ["method=rome,ft", "regime=instant,sequential"]
 SLURM = ["hydra/launcher=slurm_test"]

@@ -40,6 +40,8 @@ APP = textwrap.dedent('''
             raise TwoArgError("left", "right")
         if cfg.mode == "sleep":
             time.sleep(600)
+        if cfg.mode == "nap":
+            time.sleep(12)
         if cfg.mode == "wandb_sleep":
             from editsweep.tracking import Tracker
             tracker = Tracker({"mode": "offline"}, run_id=f"app{cfg.x}", group="g", job_type="app", name="c",
@@ -273,3 +275,24 @@ def test_cells_that_share_a_directory_run_once(app: Path) -> None:
     assert result.returncode == 0, log
     assert "same cell as #0" in log and "1 of 2 cells to run (0 done, 1 duplicates)" in log
     assert json.loads((app / "sweep/cell_ok/result.json").read_text()) == {"x": 4}
+
+
+@pytest.mark.slurm
+def test_relaunch_waits_for_a_cell_still_running_from_a_dead_launcher(app: Path, slurm_cluster: str) -> None:
+    """The launcher's terminal died but its job runs on: rerunning must not submit the cell twice."""
+    first = subprocess.Popen([sys.executable, "app.py", "-m", "x=8", "mode=nap"], cwd=app,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (app / "sweep/cell_8_nap/pid").exists(), 60, "the cell to start")
+    finally:
+        first.kill()
+        first.wait()
+    job = launched_jobs(app)["cell_8_nap"]
+    assert squeue(job) == "RUNNING"
+    second = run_app(app, "x=8", "mode=nap")
+    log = second.stderr + second.stdout
+    assert second.returncode == 0, log
+    assert f"still RUNNING as job {job} from an earlier launch" in log and "submitted" not in log
+    assert json.loads((app / "sweep/cell_8_nap/result.json").read_text()) == {"x": 8}
+    records = [json.loads(line) for line in (app / "sweep/launches.jsonl").read_text().splitlines()]
+    assert [r["job_id"] for r in records if r["cell"] == "cell_8_nap"] == [job, job]

@@ -17,6 +17,8 @@ What it adds to hydra-submitit-launcher (see notes/orchestration.md for why each
 
 import json
 import logging
+import os
+import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ class _Cell:
     result: Optional[JobReturn] = None
     duplicate_of: Optional[int] = None
     skipped: bool = False
+    adopted: bool = False
 
 
 class _EditsweepLauncherMixin:
@@ -126,13 +129,15 @@ class _EditsweepLauncherMixin:
         log.info("%d of %d cells to run (%d done, %d duplicates); sweep dir %s", len(to_run), len(cells),
                  sum(c.skipped for c in cells), sum(c.duplicate_of is not None for c in cells), sweep_dir)
 
+        self._find_running(to_run, sweep_dir)
         if to_run:
             prepare = _load_function(self.options.get("prepare"))
-            if prepare is not None:
-                prepare([c.config for c in to_run])
+            fresh = [c for c in to_run if c.job is None and c.result is None]
+            if prepare is not None and fresh:
+                prepare([c.config for c in fresh])
             executor = self._make_executor()
             if self._EXECUTOR == "slurm":
-                self._submit_all(executor, to_run)
+                self._submit_all(executor, fresh)
                 self._record_launch(sweep_dir, cells)
                 self._wait(to_run, limit=None, executor=None)
             else:
@@ -190,7 +195,45 @@ class _EditsweepLauncherMixin:
     def _job_args(self, cell: _Cell) -> tuple:
         return (cell.overrides, "hydra.sweep.dir", cell.index, f"job_id_for_{cell.index}", Singleton.get_state())
 
+    def _find_running(self, cells: List[_Cell], sweep_dir: Path) -> None:
+        """Cells still queued or running from an earlier launch (whose launcher died) are waited
+        for, never submitted twice: two jobs on one cell store would duplicate its samples."""
+        from editsweep.store import read_json, read_launches
+
+        launches = read_launches(sweep_dir)
+        markers = {c.index: read_json(c.dir / "running.json") or {} for c in cells}
+        if self._EXECUTOR != "slurm":
+            for cell in cells:
+                marker = markers[cell.index]
+                if marker.get("pid") and marker.get("host") == socket.gethostname() and _pid_alive(int(marker["pid"])):
+                    cell.result = _failed(cell, f"cell {cell.dir.name} is already running in process {marker['pid']} "
+                                                "(started by another launch); not started twice")
+                    log.error("#%d %s: already running in process %s; not started twice", cell.index, cell.dir.name,
+                              marker["pid"])
+            return
+        candidates = {c.index: markers[c.index].get("job_id") or launches.get(c.dir.name, {}).get("job_id")
+                      for c in cells}
+        candidates = {i: j for i, j in candidates.items() if j}
+        if not candidates:
+            return
+        try:
+            states = squeue_states(candidates.values())
+        except RuntimeError as exc:
+            log.warning("%s; cannot tell whether earlier jobs still run", exc)
+            return
+        from submitit.slurm.slurm import SlurmJob
+
+        for cell in cells:
+            job_id = candidates.get(cell.index)
+            if job_id and states.get(job_id) in SLURM_ALIVE_STATES:
+                cell.job = SlurmJob(folder=self.params["submitit_folder"], job_id=job_id)  # type: ignore[attr-defined]
+                cell.adopted = True
+                log.info("#%d %s: still %s as job %s from an earlier launch; waiting for it instead of submitting "
+                         "it again", cell.index, cell.dir.name, states[job_id], job_id)
+
     def _submit_all(self, executor: Any, cells: List[_Cell]) -> None:
+        if not cells:
+            return
         jobs = executor.map_array(self, *zip(*[self._job_args(c) for c in cells]))
         for cell, job in zip(cells, jobs):
             cell.job = job
@@ -200,8 +243,8 @@ class _EditsweepLauncherMixin:
         """Collect results; with `executor`, submit (locally) while fewer than `limit` run."""
         poll_s = float(self.options.get("poll_s", 5.0))
         liveness = LivenessTracker(float(self.options.get("lost_grace_s", 30.0)))
-        active: List[_Cell] = [c for c in cells if c.job is not None]
-        queue: List[_Cell] = [c for c in cells if c.job is None] if executor is not None else []
+        active: List[_Cell] = [c for c in cells if c.job is not None and c.result is None]
+        queue: List[_Cell] = [c for c in cells if c.job is None and c.result is None] if executor is not None else []
         last_poll = 0.0
         last_status_log = time.time()
         done_count = 0
@@ -324,6 +367,16 @@ def _sweep_subdir(cfg: DictConfig) -> str:
         raise ConfigError(f"hydra.sweep.subdir={raw} depends on the job number; the resumable launcher finds "
                           "cells by their directory, so keep the default ${editsweep_cell_subdir:}")
     return str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _load_function(spec: Optional[str]) -> Any:
