@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-__all__ = ["target_logprob", "next_token_logprobs", "kl_divergence"]
+__all__ = ["target_distributions", "target_logprob", "next_token_logprobs", "kl_divergence"]
 
 
-def target_logprob(model: Any, tokenizer: Any, prompt: str, target: str, context_end: int | None = None) -> float:
-    """Mean log-probability per target token of `target` after `prompt` (tokenized as `encode_row` does)."""
+def target_distributions(model: Any, tokenizer: Any, prompt: str, target: str, context_end: int | None = None) -> tuple[Any, list[int]]:
+    """([n_target, vocab] float32 log-probabilities predicting each target token, the target ids)."""
     import torch
 
     from editsweep.editing.forward import model_device
@@ -25,14 +25,21 @@ def target_logprob(model: Any, tokenizer: Any, prompt: str, target: str, context
     target_ids = list(row.target_ids)
     with torch.no_grad():
         first = model(input_ids=prompt_ids, use_cache=True)
-        logps = [torch.log_softmax(first.logits[0, -1].float(), -1)[target_ids[0]]]
+        rows = [torch.log_softmax(first.logits[0, -1].float(), -1)]
         if len(target_ids) > 1:
             rest = torch.tensor([target_ids[:-1]], device=device)
             positions = torch.arange(row.prompt_len, row.prompt_len + len(target_ids) - 1, device=device).unsqueeze(0)
             second = model(input_ids=rest, past_key_values=first.past_key_values, position_ids=positions, use_cache=True)
-            logp = torch.log_softmax(second.logits[0].float(), -1)
-            logps.extend(logp[j, target_ids[j + 1]] for j in range(len(target_ids) - 1))
-    return float(torch.stack(logps).mean())
+            rows.extend(torch.log_softmax(second.logits[0].float(), -1))
+    return torch.stack(rows), target_ids
+
+
+def target_logprob(model: Any, tokenizer: Any, prompt: str, target: str, context_end: int | None = None) -> float:
+    """Mean log-probability per target token of `target` after `prompt` (tokenized as `encode_row` does)."""
+    import torch
+
+    logp, ids = target_distributions(model, tokenizer, prompt, target, context_end)
+    return float(logp[torch.arange(len(ids)), torch.tensor(ids, device=logp.device)].mean())
 
 
 def next_token_logprobs(model: Any, tokenizer: Any, prompts: Sequence[str]) -> Any:
