@@ -190,16 +190,18 @@ def optimize_deltas(
             logits_at(model, arch, hidden, torch.tensor(sel_rows, device=device), torch.tensor(sel_cols, device=device)),
             dim=-1,
         )
-        owner_t = torch.tensor(owner, device=device)
-        labels_t = torch.tensor(labels, device=device)
-        is_target = labels_t >= 0
-        token_lp = logp[is_target].gather(1, labels_t[is_target].unsqueeze(1)).squeeze(1)
-        token_hit = logp[is_target].argmax(dim=-1) == labels_t[is_target]
-        nll = torch.zeros(len(chunk), device=device).index_add(0, owner_t[is_target], -token_lp)
-        n_tok = torch.zeros(len(chunk), device=device).index_add(0, owner_t[is_target], torch.ones_like(token_lp))
-        misses = torch.zeros(len(chunk), device=device).index_add(0, owner_t[is_target], (~token_hit).float())
+        # Index bookkeeping stays in Python lists: no device round trip per row.
+        target_sel = [j for j, label in enumerate(labels) if label >= 0]
+        target_idx = torch.tensor(target_sel, device=device)
+        target_owner = torch.tensor([owner[j] for j in target_sel], device=device)
+        target_labels = torch.tensor([labels[j] for j in target_sel], device=device)
+        token_lp = logp[target_idx].gather(1, target_labels.unsqueeze(1)).squeeze(1)
+        token_hit = logp[target_idx].argmax(dim=-1) == target_labels
+        nll = torch.zeros(len(chunk), device=device).index_add(0, target_owner, -token_lp)
+        n_tok = torch.zeros(len(chunk), device=device).index_add(0, target_owner, torch.ones_like(token_lp))
+        misses = torch.zeros(len(chunk), device=device).index_add(0, target_owner, (~token_hit).float())
         nll = nll / n_tok.clamp(min=1)
-        kl_lp = {int(owner_t[j]): logp[j] for j in torch.nonzero(~is_target).flatten().tolist()}
+        kl_lp = {owner[j]: logp[j] for j, label in enumerate(labels) if label < 0}
         return nll, kl_lp, misses == 0, [v for v in injector.seen]
 
     with frozen(model), torch.enable_grad():
@@ -243,19 +245,23 @@ def optimize_deltas(
                 chunk = [full_chunk[b] for b in keep]
                 nll, kl_lp, hit, _ = run_chunk(c, delta, keep)
                 req_t = torch.tensor([plan.request_of[i] for i in chunk])
-                w = torch.tensor([plan.weight[i] for i in chunk]) * nll_weight[req_t]
-                loss = (nll * w.to(device)).sum()
-                for b, lp in kl_lp.items():
-                    r = plan.request_of[chunk[b]]
-                    kl = torch.sum(lp.exp() * (lp - kl_ref[r]))
-                    loss = loss + cfg.kl_factor * kl
-                    kl_sum[r] += float(kl.detach())
+                base_w = torch.tensor([plan.weight[i] for i in chunk])
+                loss = (nll * (base_w * nll_weight[req_t]).to(device)).sum()
+                kl_rows = sorted(kl_lp)
+                if kl_rows:
+                    kl_req = [plan.request_of[chunk[b]] for b in kl_rows]
+                    lp = torch.stack([kl_lp[b] for b in kl_rows])
+                    ref = torch.stack([kl_ref[r] for r in kl_req])
+                    kls = (lp.exp() * (lp - ref)).sum(dim=-1)
+                    loss = loss + cfg.kl_factor * kls.sum()
+                    kl_sum.index_add_(0, torch.tensor(kl_req), kls.detach().cpu())
                 loss.backward()
-                for b, i in enumerate(chunk):
-                    if not plan.is_kl[i]:
-                        r = plan.request_of[i]
-                        nll_sum[r] += float(nll[b].detach()) * plan.weight[i]
-                        all_hit[r] &= bool(hit[b])
+                # One transfer per chunk for the per-request bookkeeping.
+                nll_cpu, hit_cpu = nll.detach().cpu(), hit.cpu()
+                rewrite = torch.tensor([not plan.is_kl[i] for i in chunk])
+                nll_sum.index_add_(0, req_t[rewrite], (nll_cpu * base_w)[rewrite])
+                for r in req_t[rewrite & ~hit_cpu].tolist():
+                    all_hit[r] = False
             decay = cfg.weight_decay * (delta.norm(dim=-1) / init_norm**2)  # [S, N]
             decay_active = decay[:, active.to(device)].sum()
             if decay_active.requires_grad:
