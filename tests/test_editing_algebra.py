@@ -290,6 +290,21 @@ def test_pmet_sqrt_spreading_only_ffn_written(setup):
     assert _changed(model, before) == []
 
 
+def test_pmet_can_also_write_attention(setup):
+    model, tok, stats_dir = setup
+    arch = arch_of(model)
+    before = _snapshot(model)
+    editor = get_editor(
+        "pmet", layers=[1, 2], rewrite_modules=["mlp_down", "attn_out"], mom2_update_weight=2.0, mom2_tokens=3000,
+        mom2_stats_dir=str(stats_dir), **FAST,
+    )
+    handle = editor.apply(model, tok, [REQ_A])
+    written = sorted(f"{getattr(arch, kind)(l)}.weight" for l in (1, 2) for kind in ("mlp_down", "attn_out"))
+    assert _changed(model, before) == written
+    handle.restore()
+    assert _changed(model, before) == []
+
+
 def test_pmet_padding_side_invariance(setup):
     model, tok, stats_dir = setup
     before = _snapshot(model)

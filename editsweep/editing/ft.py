@@ -80,7 +80,7 @@ class FTEditor(Editor):
         import torch
         from torch.func import functional_call
 
-        from editsweep.editing.forward import logits_at, model_device
+        from editsweep.editing.forward import model_device
         from editsweep.editing.hooks import frozen
         from editsweep.editing.tokens import encode_row, pad_id_of, padding_side_of, pad_rows
         from editsweep.editing.weights import WeightHandle
@@ -115,7 +115,7 @@ class FTEditor(Editor):
                         override = {n[len(prefix) + 1 :]: masters[n].to(params[n].dtype) for n in names}
                         hidden = functional_call(decoder, override, args=(), kwargs={**batch.model_inputs(), "use_cache": False})
                         hidden = hidden.last_hidden_state
-                        loss = self._loss(model, arch, hidden, batch, chunk, logits_at)
+                        loss = self._loss(model, arch, hidden, batch, chunk)
                         value = float(loss.detach())
                         losses.append(value)
                         if value < _STOP_LOSS:
@@ -141,9 +141,11 @@ class FTEditor(Editor):
         handle.info.update(steps=steps_log, epochs=epoch + 1, final_loss=sum(losses) / len(losses))
         return handle
 
-    def _loss(self, model: Any, arch: Any, hidden: Any, batch: Any, chunk: Sequence[EncodedRow], logits_at: Any) -> Any:
+    def _loss(self, model: Any, arch: Any, hidden: Any, batch: Any, chunk: Sequence[EncodedRow]) -> Any:
         """Mean over requests of each request's mean target-token negative log-likelihood."""
         import torch
+
+        from editsweep.editing.forward import logits_at
 
         device = hidden.device
         rows_idx, cols, labels, owner = [], [], [], []

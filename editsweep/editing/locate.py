@@ -87,19 +87,26 @@ class LocateEditor(Editor):
         return build_rows(tokenizer, requests, groups)
 
     def second_moment(self, model: Any, tokenizer: Any, layer: int, module: str = "mlp_down") -> Any:
-        """C for one layer on the model's device (float32), from the editor's memory or the disk cache."""
+        """C for one layer on the model's device (float32), from the editor's memory or the disk cache.
+
+        On a miss, every edited layer still missing is fetched in the same pass.
+        """
         from editsweep.editing.forward import model_device
         from editsweep.editing.identity import model_identity
         from editsweep.editing.stats import get_second_moments
 
         h = self.hparams
-        key = (model_identity(model), module, layer, h.mom2_corpus, h.mom2_tokens, h.mom2_max_length, h.mom2_stats_dir)
-        if key not in self._mom2:
-            wanted = [layer] + [l for l in h.layers if (key[0], module, l) + key[3:] not in self._mom2 and l != layer]
+        identity = model_identity(model)
+
+        def key(l: int) -> tuple:
+            return (identity, module, l, h.mom2_corpus, h.mom2_tokens, h.mom2_max_length, h.mom2_stats_dir)
+
+        if key(layer) not in self._mom2:
+            wanted = sorted({layer, *(l for l in h.layers if key(l) not in self._mom2)})
             moments = get_second_moments(
                 model, tokenizer, wanted, corpus=h.mom2_corpus, tokens=h.mom2_tokens, cache_dir=h.mom2_stats_dir,
                 module=module, max_length=h.mom2_max_length,
             )
             for l, mom2 in moments.items():
-                self._mom2[(key[0], module, l) + key[3:]] = mom2.to(model_device(model))
-        return self._mom2[key]
+                self._mom2[key(l)] = mom2.to(model_device(model))
+        return self._mom2[key(layer)]
