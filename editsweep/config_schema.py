@@ -90,7 +90,8 @@ class RegimeConf:
 @dataclass
 class SubsetConf:
     name: SubsetName = SubsetName.reliability
-    #: evaluate at most N problems per API and subset (first N by problem id); null: all
+    #: at most N problems per API and subset (first N by problem id), for small runs; the edit
+    #: requests come from the kept reliability problems; null: all
     max_problems_per_api: Optional[int] = None
     #: evaluate at most N specificity problems at each step (first N by problem id); null: all
     max_specificity: Optional[int] = None
