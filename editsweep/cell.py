@@ -182,6 +182,12 @@ def run_cell(cfg: Any, cell_dir: Optional[Path] = None) -> Dict[str, Any]:
         plain["regime"] = identity(cfg)["regime"]  # the baseline runs once, under the instant regime
 
     store = CellStore.open(cell_dir)
+    owner = (store.cell_info() or {}).get("cell_id")
+    if owner is not None and owner != cid:
+        raise ValueError(
+            f"cell directory {cell_dir} holds the store of another cell (id {owner}, this cell is {cid}); "
+            f"refusing to resume or skip it: point this cell at its own directory ({expected})"
+        )
     if store.is_done():
         log.info("cell %s is done (result.json exists); nothing to do", cell_dir.name)
         return _small_result(store.result() or {}, skipped=True)

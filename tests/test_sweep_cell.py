@@ -133,6 +133,13 @@ def test_instant_cell_with_rome_end_to_end(tmp_path: Path, wandb_offline_env: Pa
     again = run_cell(cfg)
     assert again["skipped"] is True and len(CellStore.open(cell).samples()) == len(samples)
 
+    # another cell pointed at this directory (e.g. a hand-set hydra.run.dir) is refused, not "done"
+    other = make(tmp_path, *SMALL, "method=none", "subset=all", "subset.max_problems_per_api=1",
+                 "subset.max_specificity=1")
+    with pytest.raises(ValueError, match="holds the store of another cell"):
+        run_cell(other, cell_dir=cell)
+    assert CellStore.open(cell).result() == result and len(CellStore.open(cell).samples()) == len(samples)
+
 
 def test_failing_cell_writes_its_traceback(tmp_path: Path, wandb_offline_env: Path) -> None:
     from editsweep.cell import run_cell
