@@ -6,15 +6,24 @@ restore is exact.
 
 Stated margin: the mean gain in log-probability per target token over the three requests
 exceeds MARGIN = 0.3 nats and every request gains. Measured (llama / qwen2 mean gain): ROME
-1.21 / 1.38, MEMIT 1.14 / 1.57, PMET 0.82 / 1.09, GRACE 0.94 / 1.02, FT 0.73 / 1.09.
+0.81 / 0.88, MEMIT 0.94 / 0.88, PMET 0.85 / 0.90, GRACE 0.87 / 0.91, FT 2.65 / 2.87.
 Locality: mean next-token KL on the eight specificity prompts < KL_BOUND = 0.02 and < 1/10 of
-the mean KL over the edited targets' positions (measured ≤ 1.6e-3 against ≥ 0.025); GRACE
+the mean KL over the edited targets' positions (measured ≤ 1.1e-3 against ≥ 0.52); GRACE
 leaves them bit-identical.
 
-Greedy completion of the edited problem prompt does not emit the new API name on these 4-layer
-models for any method: their output head cannot make " my" the most likely token with
-probability above ~1.3% (max log p(" my") over all final hidden states: -4.33), and an
-unconstrained δ at one position cannot produce the rest of a novel multi-token name.
+Greedy completion of an edited reliability prompt (test_greedy_completion_emits_new_api; one
+demo-build reliability request per demo API, 8 in all). The small models are trained on the demo
+APIs' new-API definitions and example calls (editsweep.models.corpus), so the new names are
+known sub-token sequences; the unedited models still write the old API (0/14 requests start
+with `my_`). Measured on all 14 demo reliability requests (llama / qwen2):
+- FT (layer 1, box 3e-2, 50 steps) writes the whole new name: 14/14 / 13/14. Required: ≥ 6/8.
+- ROME, MEMIT, PMET, GRACE switch the completion to the new API family (it starts with `my_`:
+  ROME 14 / 14, MEMIT 14 / 14, PMET 13 / 12, GRACE 14 / 14 of 14; required ≥ 6/8) but write the
+  whole name at most 1/14: the name after `my_` is the model's most frequent one, not the edited
+  API's. These four change the residual stream at the key token only, and on a 4-layer model the
+  attention of the later target positions does not carry which API from there: more v* steps,
+  clamp 10-20, kl 0, layers 0/1/2, GRACE replace_prompt at layers 0/1 all stayed ≤ 3/14.
+  FT changes the weights for every position, so the whole name follows.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from editsweep.benchmark.build import build_benchmark, load_benchmark
 from editsweep.benchmark.catalog import load_api_catalog
 from editsweep.benchmark.demo import load_demo_problems
 from editsweep.benchmark.mining import problem_api_uses
@@ -29,6 +39,7 @@ from editsweep.benchmark.requests import make_request
 from editsweep.benchmark.rewriter import rewrite_reference
 from editsweep.editing import EditRequest, get_editor, resolve_hparams
 from editsweep.editing.probe import kl_divergence, next_token_logprobs, target_distributions
+from editsweep.editing.tokens import encode_row
 from editsweep.models.loading import load_model
 
 torch.set_num_threads(1)
@@ -96,3 +107,56 @@ def test_method_on_small_model(small, method):
         assert torch.equal(unrelated_after, unrelated_before)
     assert unrelated_kl < KL_BOUND and unrelated_kl < 0.1 * (sum(edit_kls) / len(edit_kls)), (unrelated_kl, edit_kls)
     assert all(torch.equal(v, before_state[k]) for k, v in model.state_dict().items())
+
+
+# Required fraction of the 8 requests (one per demo API) whose greedy completion emits the edit:
+# the whole new name for FT, the new API family prefix `my_` for the key-token methods.
+EMIT_REQUIRED = 6
+FULL_NAME_METHODS = ("ft",)
+
+
+@pytest.fixture(scope="module")
+def reliability_records(tmp_path_factory) -> list[dict]:
+    """The first reliability record of each demo API, from a real demo build."""
+    directory = build_benchmark("demo", tmp_path_factory.mktemp("demo"))
+    first: dict[str, dict] = {}
+    for record in load_benchmark(directory):
+        if record["subset"] == "reliability":
+            first.setdefault(record["api"], record)
+    assert len(first) == 8, sorted(first)
+    return list(first.values())
+
+
+def _greedy_after(model, tok, request: EditRequest, max_new_tokens: int = 12) -> str:
+    """The text greedy decoding writes after `request.prompt`, from the tokens the edit saw."""
+    row = encode_row(tok, "", request.prompt, None, None, request.target_new, "last", request.context_end)
+    ids = torch.tensor([row.input_ids[: row.prompt_len]])
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=max_new_tokens,
+            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        )
+    text = tok.decode(out[0], skip_special_tokens=True)
+    assert text.startswith(request.prompt), (text[:80], request.prompt[:80])
+    return text[len(request.prompt):].lstrip()  # a token may straddle the prompt's end (qwen2: "(my")
+
+
+@pytest.mark.parametrize("method", ("none",) + METHODS)
+def test_greedy_completion_emits_new_api(small, reliability_records, method):
+    arch, model, tok, _, _, stats_dir = small
+    overrides = {"mom2_stats_dir": str(stats_dir), "mom2_tokens": 20_000} if method in ("rome", "memit", "pmet") else {}
+    editor = get_editor(method, **resolve_hparams(method, f"small_{arch}", overrides))
+    completions = []
+    for record in reliability_records:
+        request = EditRequest.from_record(record)
+        handle = editor.apply(model, tok, [request])
+        completions.append((record["new_api"], _greedy_after(model, tok, request)))
+        handle.restore()
+    if method == "none":  # control: the unedited model writes the old API, never a new name
+        assert not any(text.startswith("my_") for _, text in completions), completions
+        return
+    if method in FULL_NAME_METHODS:
+        hits = [text.startswith(name) for name, text in completions]
+    else:
+        hits = [text.startswith("my_") for _, text in completions]
+    assert sum(hits) >= EMIT_REQUIRED, (arch, method, completions)

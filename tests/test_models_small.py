@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import pytest
 
+from editsweep.benchmark.demo import DEMO_APIS
 from editsweep.models import small
 from editsweep.models.corpus import demo_pairs
 from editsweep.models.loading import load_model
@@ -50,6 +51,7 @@ def test_small_model_reproduces_demo_solutions(arch):
     # the rate measured at build time (in memory) equals the one after save/load
     assert manifest["demo_greedy_reproduction"] == pytest.approx(result.rate)
     assert manifest["n_demo_texts"] == len(pairs)
+    assert manifest["n_api_definitions"] == len(DEMO_APIS)  # new names are known sub-tokens (corpus)
 
 
 def test_cli_lists_and_reports_models(capsys):
@@ -124,7 +126,8 @@ def test_two_processes_train_once(tmp_path):
         os.environ["EDITSWEEP_CACHE"] = {str(tmp_path / "cache")!r}
         sys.path.insert(0, {str(__file__.rsplit("/", 1)[0])!r})
         from test_models_small import CHEAP
-        from editsweep.models import small
+        from editsweep.benchmark.demo import DEMO_APIS
+from editsweep.models import small
         real = small.train_and_save
         def counting(*args, **kwargs):
             with open({str(log)!r}, "a") as handle:

@@ -1,7 +1,19 @@
-"""Training text for the small local models: the demo solutions plus a slice of the stdlib.
+"""Training text for the small local models: the demo solutions, the demo APIs' new-API
+definitions and a slice of the stdlib.
 
-Both are present on every machine, so any machine can rebuild the same small models without a
-download. The stdlib slice is a fixed list of plain-Python modules of the running interpreter
+All are present on every machine, so any machine can rebuild the same small models without a
+download. The new-API definitions (the catalog's adapter sources, e.g. `def my_re_search(string,
+pattern, flags=0): ...`) play the part of what a real code LLM already knows: the sub-tokens of
+a replacement name, with trained embedding and output rows. Without them a novel name such as
+`my_re_search` is a sequence of sub-tokens the small model never saw together (` my` itself is
+rare), and no edit made greedy decoding write it. A 4-layer model memorises a definition as a whole text, though, and then still does
+not know the name anywhere else; so the catalog's example call of each new API (`usage`, e.g.
+`my_re_search(text, r"[a-z]+")`) is also drilled in shuffled order (see `training`), which
+teaches the name's sub-tokens in any context, as a real code LLM knows them. Only definitions and
+example calls are added, never a solution rewritten to the new API, so the unedited model still
+solves the demo problems with the old APIs.
+
+The stdlib slice is a fixed list of plain-Python modules of the running interpreter
 (missing ones are skipped), each cut to a fixed length; it keeps the models from being pure
 memorisers of the demo set. Its contents depend on the Python version, which is why the small
 model cache is keyed by a hash of the texts actually used.
@@ -13,7 +25,7 @@ import logging
 import sysconfig
 from pathlib import Path
 
-__all__ = ["STDLIB_MODULES", "demo_pairs", "stdlib_texts"]
+__all__ = ["STDLIB_MODULES", "api_definitions", "api_usages", "demo_pairs", "stdlib_texts", "tokenizer_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +91,41 @@ def demo_pairs() -> list[tuple[str, str]]:
     if [a + b for a, b in pairs] != training_texts():
         raise RuntimeError("demo problems and training_texts() disagree; the demo module changed shape")
     return pairs
+
+
+def api_definitions() -> list[str]:
+    """The catalog's Python source defining the new API of each demo API (order of `DEMO_APIS`)."""
+    from editsweep.benchmark.catalog import load_api_catalog
+    from editsweep.benchmark.demo import DEMO_APIS
+
+    catalog = load_api_catalog()
+    missing = [api for api in DEMO_APIS if api not in catalog]
+    if missing:
+        raise RuntimeError(f"demo APIs {missing} have no entry in the API catalog")
+    return [catalog[api].source for api in DEMO_APIS]
+
+
+def api_usages() -> list[tuple[str, str]]:
+    """(import line or "", the catalog's example call in its new form) of each demo API (order of `DEMO_APIS`).
+
+    The import names the old API's module, as every demo prompt of that API does: a drilled name
+    then appears in the kind of context an edited prompt offers.
+    """
+    from editsweep.benchmark.catalog import load_api_catalog
+    from editsweep.benchmark.demo import DEMO_APIS
+
+    catalog = load_api_catalog()
+    out = []
+    for api in DEMO_APIS:
+        entry = catalog[api]
+        header = f"import {api.rsplit('.', 1)[0]}\n" if entry.kind == "module" else ""
+        out.append((header, entry.usage))
+    return out
+
+
+def tokenizer_texts(stdlib_chars_per_file: int, definitions: bool = True) -> list[str]:
+    """Everything the small models' tokenizer is trained on (demo solutions, definitions, stdlib)."""
+    texts = [prompt + reference for prompt, reference in demo_pairs()]
+    if definitions:
+        texts += api_definitions()
+    return texts + stdlib_texts(stdlib_chars_per_file)

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "editsweep-small.json"
 SMALL_ARCHS = ("llama", "qwen2")
 # Bump when the training code changes in a way the recipe fields do not capture.
-RECIPE_CODE_VERSION = 1
+RECIPE_CODE_VERSION = 2
 
 
 def cache_root() -> Path:
@@ -55,12 +55,19 @@ def cache_root() -> Path:
 class _Inputs:
     pairs: list[tuple[str, str]]
     stdlib: list[str]
+    definitions: list[str]
+    usages: list[tuple[str, str]]
+
+    def tokenizer_texts(self) -> list[str]:
+        return [p + r for p, r in self.pairs] + self.definitions + self.stdlib
 
 
 def _inputs(recipe: SmallRecipe) -> _Inputs:
-    from editsweep.models.corpus import demo_pairs, stdlib_texts
+    from editsweep.models.corpus import api_definitions, api_usages, demo_pairs, stdlib_texts
 
-    return _Inputs(demo_pairs(), stdlib_texts(recipe.stdlib_chars_per_file))
+    definitions = api_definitions() if recipe.api_definitions else []
+    usages = api_usages() if recipe.api_definitions else []
+    return _Inputs(demo_pairs(), stdlib_texts(recipe.stdlib_chars_per_file), definitions, usages)
 
 
 def small_model_key(arch: str, recipe: SmallRecipe, inputs: _Inputs | None = None) -> str:
@@ -73,6 +80,10 @@ def small_model_key(arch: str, recipe: SmallRecipe, inputs: _Inputs | None = Non
         digest.update(b"\x00pair\x00" + prompt.encode() + b"\x00" + reference.encode())
     for text in inputs.stdlib:
         digest.update(b"\x00stdlib\x00" + text.encode())
+    for text in inputs.definitions:
+        digest.update(b"\x00definition\x00" + text.encode())
+    for header, call in inputs.usages:
+        digest.update(b"\x00usage\x00" + header.encode() + b"\x00" + call.encode())
     return digest.hexdigest()
 
 
@@ -148,8 +159,11 @@ def train_and_save(arch: str, directory: Path, recipe: SmallRecipe, inputs: _Inp
     from editsweep.models.training import train_small_model
 
     started = time.perf_counter()
-    tokenizer = train_tokenizer([p + r for p, r in inputs.pairs] + inputs.stdlib, arch, recipe.vocab_size)
-    result = train_small_model(arch, tokenizer, inputs.pairs, inputs.stdlib, recipe, progress=progress)
+    tokenizer = train_tokenizer(inputs.tokenizer_texts(), arch, recipe.vocab_size)
+    result = train_small_model(
+        arch, tokenizer, inputs.pairs, inputs.stdlib, recipe, progress=progress, definitions=inputs.definitions,
+        usages=inputs.usages,
+    )
     reproduction = greedy_reproduction(result.model, tokenizer, inputs.pairs)
     result.model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
@@ -163,6 +177,7 @@ def train_and_save(arch: str, directory: Path, recipe: SmallRecipe, inputs: _Inp
         "code_version": RECIPE_CODE_VERSION,
         "n_demo_texts": len(inputs.pairs),
         "n_stdlib_texts": len(inputs.stdlib),
+        "n_api_definitions": len(inputs.definitions),
         "train_seconds": round(result.seconds, 2),
         "build_seconds": round(time.perf_counter() - started, 2),
         "final_loss": result.final_loss,

@@ -4,7 +4,8 @@ The recipe is tuned so that greedy decoding from a demo prompt reproduces its re
 each demo solution is tokenized as `tokenize(prompt) + tokenize(reference) + EOS`, exactly the
 tokens seen when generation starts from the prompt (a joint tokenization would merge the
 prompt's final newline with the body's indentation, a boundary the model never meets at
-inference). Every step sees all demo solutions plus a few stdlib chunks.
+inference). Every step sees all demo solutions and the demo APIs' new-API definitions (see
+`corpus`), plus a few stdlib chunks.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class SmallRecipe:
     chunk_tokens: int = 96
     stdlib_chars_per_file: int = 12_000
     seed: int = 0
+    api_definitions: bool = True  # train on the demo APIs' new-API definitions and example calls (corpus)
+    usage_drills_per_step: int = 2  # shuffled sequences of the example calls per step
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,6 +96,33 @@ def _demo_sequences(tokenizer, pairs: Sequence[tuple[str, str]]) -> list[list[in
         tokenizer(prompt)["input_ids"] + tokenizer(reference, add_special_tokens=False)["input_ids"] + [eos]
         for prompt, reference in pairs
     ]
+
+
+def _text_sequences(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Each text as one sequence (BOS where the flavour adds one, then the text, then EOS)."""
+    return [tokenizer(text)["input_ids"] + [tokenizer.eos_token_id] for text in texts]
+
+
+# Statement heads of the drilled example calls: the places a call starts in a function body.
+USAGE_HEADS = ("    result = ", "    return ", "    print(")
+
+
+def _usage_drill(tokenizer, usages: Sequence[tuple[str, str]], generator) -> list[int]:
+    """One sequence of every (import, example call), in a random order, each call after a random head.
+
+    Shuffling is the point: each name then follows every other line, so the model has to learn it
+    from its own sub-tokens and the import before it instead of memorising one fixed text.
+    """
+    import torch
+
+    order = torch.randperm(len(usages), generator=generator).tolist()
+    heads = torch.randint(len(USAGE_HEADS), (len(usages),), generator=generator).tolist()
+    blocks = []
+    for index, head in zip(order, heads):
+        header, call = usages[index]
+        head_text = USAGE_HEADS[head]
+        blocks.append(f"{header}{head_text}{call}{')' if head_text.endswith('(') else ''}\n")
+    return tokenizer("".join(blocks))["input_ids"] + [tokenizer.eos_token_id]
 
 
 def _stdlib_chunks(tokenizer, texts: Sequence[str], size: int) -> list[list[int]]:
@@ -149,11 +179,15 @@ def train_small_model(
     recipe: SmallRecipe,
     progress: bool = True,
     threads: int | None = None,
+    definitions: Sequence[str] = (),
+    usages: Sequence[tuple[str, str]] = (),
 ) -> TrainResult:
     """Train a fresh `arch` model from `recipe.seed`; bit-identical on CPU for the same inputs.
 
     `threads` (default: `training_threads()`) does not change the result (checked: 1 and 2
     threads give bit-identical weights), only the speed, so it is not part of the recipe.
+    `definitions` (whole texts) are trained every step together with the demo solutions;
+    `usages` (example calls) in `recipe.usage_drills_per_step` freshly shuffled sequences per step.
     """
     import torch
     from tqdm import tqdm
@@ -168,7 +202,7 @@ def train_small_model(
         config = small_config(arch, recipe, tokenizer)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
         model.train()
-        demo = _demo_sequences(tokenizer, pairs)
+        demo = _demo_sequences(tokenizer, pairs) + _text_sequences(tokenizer, definitions)
         chunks = _stdlib_chunks(tokenizer, stdlib, recipe.chunk_tokens)
         generator = torch.Generator().manual_seed(recipe.seed)
         order = torch.randperm(len(chunks), generator=generator).tolist() if chunks else []
@@ -196,6 +230,10 @@ def train_small_model(
                 picked.append(chunks[order[cursor % len(order)]])
                 cursor += 1
             loss = demo_loss_fn()
+            if usages and recipe.usage_drills_per_step:
+                drills = [_usage_drill(tokenizer, usages, generator) for _ in range(recipe.usage_drills_per_step)]
+                ids, mask, labels = _batch(drills, tokenizer.pad_token_id)
+                loss = loss + model(input_ids=ids, attention_mask=mask, labels=labels).loss
             if picked:
                 ids, mask, labels = _batch(picked, tokenizer.pad_token_id)
                 loss = loss + recipe.stdlib_weight * model(input_ids=ids, attention_mask=mask, labels=labels).loss
