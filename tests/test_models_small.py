@@ -153,3 +153,18 @@ from editsweep.models import small
 def test_unknown_architecture_is_named():
     with pytest.raises(ValueError, match="no small model for architecture 'gpt2'"):
         small_model_path("gpt2")
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_local_tokenizer_is_the_small_models_tokenizer(arch):
+    """`local_tokenizer` (tiny models, random-weight timing runs) encodes exactly as the small models do,
+    new API names included."""
+    from transformers import AutoTokenizer
+
+    from editsweep.models.loading import local_tokenizer
+
+    saved = AutoTokenizer.from_pretrained(small_model_path(arch))
+    fresh = local_tokenizer(arch)
+    text = 'import re\ndef f(s):\n    return my_re_search(s, r"[0-9]+") or my_str_join(",", [s])\n'
+    assert fresh(text)["input_ids"] == saved(text)["input_ids"]
+    assert fresh.get_vocab() == saved.get_vocab()

@@ -161,13 +161,12 @@ def load_tokenizer(location: str) -> Any:
 
 @lru_cache(maxsize=2)
 def _trained_local_tokenizer(arch: str) -> Any:
-    from editsweep.models.corpus import demo_pairs, stdlib_texts
+    from editsweep.models.corpus import tokenizer_texts
+    from editsweep.models.tokenizer import train_tokenizer
     from editsweep.models.training import SmallRecipe
 
-    from editsweep.models.tokenizer import train_tokenizer
-
     recipe = SmallRecipe()
-    texts = [p + r for p, r in demo_pairs()] + stdlib_texts(recipe.stdlib_chars_per_file)
+    texts = tokenizer_texts(recipe.stdlib_chars_per_file, recipe.api_definitions)
     return train_tokenizer(texts, arch, recipe.vocab_size)
 
 
