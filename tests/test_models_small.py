@@ -126,8 +126,7 @@ def test_two_processes_train_once(tmp_path):
         os.environ["EDITSWEEP_CACHE"] = {str(tmp_path / "cache")!r}
         sys.path.insert(0, {str(__file__.rsplit("/", 1)[0])!r})
         from test_models_small import CHEAP
-        from editsweep.benchmark.demo import DEMO_APIS
-from editsweep.models import small
+        from editsweep.models import small
         real = small.train_and_save
         def counting(*args, **kwargs):
             with open({str(log)!r}, "a") as handle:
