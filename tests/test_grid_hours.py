@@ -33,7 +33,7 @@ def write_benchmark(path: Path) -> Path:
 
 def test_instant_cell_cost_is_edits_restores_and_one_eval_per_api(tmp_path):
     grid = load_script()
-    m = {"edit_s_per_request": 2.0, "restore_s_per_step": 0.5, "small_generate_s_per_step": 3.0,
+    m = {"startup_s_per_cell": 10.0, "edit_s_per_request": 2.0, "restore_s_per_step": 0.5, "small_generate_s_per_step": 3.0,
          "big_generate_s_per_sample": 0.1, "big_eval_samples": 100, "execute_score_s_per_sample": 0.01}
     shape = grid.benchmark_shape(write_benchmark(tmp_path / "bench"))
     # 3 requests × 2 s + 2 restores × 0.5 s; generalization evals: a 1 problem (5 samples -> max(3, 0.5)),
@@ -51,6 +51,9 @@ def test_measurements_of_the_committed_h200_cells_give_a_grid_estimate(tmp_path)
                             RESULTS / "h200-codellama7b-random-rome-sequential-all")
     assert 0.5 < measured["edit_s_per_request"] < 5
     assert measured["big_eval_samples"] == 1260
-    result = grid.estimate(measured, grid.benchmark_shape(write_benchmark(tmp_path / "bench")), 5, 5, 60.0)
+    assert 5 < measured["startup_s_per_cell"] < 30  # random-weight build + benchmark + sandbox start
+    result = grid.estimate(measured, grid.benchmark_shape(write_benchmark(tmp_path / "bench")), 5, 5,
+                           load_allowance_s=30.0)
     assert result["cells_per_model"] == 33
+    assert result["overhead_s_per_cell"] == pytest.approx(measured["startup_s_per_cell"] + 30.0)
     assert result["grid_hours"] == pytest.approx(3 * result["hours_per_model"])
