@@ -148,3 +148,18 @@ def test_report_is_written_when_a_cell_fails(tmp_path: Path) -> None:
     assert [(c["method"], c["state"]) for c in cells] == [("none", "failed")]
     assert "max_prompt_tokens" in cells[0]["error"]
     assert "failed" in report.read_text()
+
+
+def test_paper_preset_is_the_papers_grid_and_every_cell_validates() -> None:
+    from editsweep.config_schema import validate_config
+
+    cfg = compose_with_hydra(["+experiment=paper"])
+    params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
+    assert sorted(params["model"]) == ["codellama_7b", "codeqwen15_7b", "deepseek_coder_6_7b"]
+    assert sorted(params["method"]) == ["ft", "grace", "memit", "none", "pmet", "rome"]
+    assert sorted(params["regime"]) == ["instant", "sequential"]
+    assert sorted(params["subset"]) == ["generalization", "reliability", "specificity"]
+    assert cfg.data.name == "humaneval_mbpp" and cfg.sweep.name == "paper"
+    for model in params["model"]:
+        for method in params["method"]:
+            validate_config(compose_with_hydra(["+experiment=paper", f"model={model}", f"method={method}"]))
