@@ -54,9 +54,16 @@ class Plan:
             chosen.extend(self.specificity)
         return chosen
 
-    def requests(self, api: str) -> List[dict]:
-        """The edit requests of one API: one per reliability problem of that API."""
-        return [p["edit_request"] for p in self.reliability[api]]
+    def requests(self, api: str) -> List[Any]:
+        """The edit requests of one API: one per reliability problem of that API.
+
+        Built with `EditRequest.from_record`, so each request knows where the problem prompt ends
+        (`context_end`) and is tokenized as sampling tokenizes it; without it GRACE's key never
+        matches at generation time and the other methods are taught in a context never sampled.
+        """
+        from editsweep.editing import EditRequest
+
+        return [EditRequest.from_record(p) for p in self.reliability[api]]
 
 
 def build_plan(problems: Sequence[Mapping[str, Any]], subset: Mapping[str, Any], regime: Mapping[str, Any]) -> Plan:
@@ -255,9 +262,7 @@ class RegimeRun:
             self.stage_seconds[key] = self.stage_seconds.get(key, 0.0) + float(value)
 
     def apply_edit(self, api: str) -> Tuple[Any, Dict[str, Any], float]:
-        from editsweep.editing import EditRequest
-
-        requests = [EditRequest.from_dict(r) for r in self.plan.requests(api)]
+        requests = self.plan.requests(api)
         started = time.perf_counter()
         handle = self.editor.apply(self.model, self.tokenizer, requests)
         seconds = time.perf_counter() - started

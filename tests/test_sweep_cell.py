@@ -50,6 +50,8 @@ def test_plan_selects_apis_and_problems_per_subset(demo_problems) -> None:
         assert len(plan.reliability[api]) == 1 and plan.reliability[api][0]["api"] == api
         assert all(p["subset"] == "generalization" and p["api"] == api for p in plan.generalization[api])
         assert len(plan.requests(api)) == 1
+        request = plan.requests(api)[0]  # tokenized as sampling does: the problem prompt ends inside it
+        assert request.context_end is not None and 0 < request.context_end < len(request.prompt)
     assert len(plan.specificity) == 2 and all(p["api"] is None for p in plan.specificity)
     assert len(plan.problems(plan.apis[:2])) == 2 + sum(len(plan.generalization[a]) for a in plan.apis[:2]) + 2
     only = build_plan(demo_problems, {"name": "specificity", "max_problems_per_api": None, "max_specificity": None}, {})
