@@ -378,6 +378,25 @@ def test_multirun_axes_add_missing_cells(tmp_path):
     assert "method=none,rome,memit,pmet" in found.multirun_note
 
 
+def test_grid_preset_in_sweeper_params_adds_missing_cells(tmp_path):
+    """A grid set in config (conf/experiment presets: hydra.sweeper.params) counts like one set on the
+    command line; a command-line axis given after it wins."""
+    sweep = build_sweep(tmp_path / "sweep")
+    hydra_dir = sweep / "c_rome_instant_rel" / ".hydra"
+    hydra_dir.mkdir()
+    (hydra_dir / "overrides.yaml").write_text("- model=tiny_coder\n- method=rome\n- regime=instant\n")
+    (sweep / "multirun.yaml").write_text(
+        "hydra:\n  sweeper:\n    params:\n      method: none,rome,memit,pmet\n      regime: instant,sequential\n"
+        "      subset: reliability\n  overrides:\n    task:\n    - model=tiny_coder\n"
+        "    - subset=reliability,specificity\n")
+    found = discover(sweep)
+    missing = sorted((c.key.method, c.key.regime, c.key.subset) for c in found.cells if c.state == "missing")
+    assert missing == [
+        ("memit", "instant", "specificity"), ("memit", "sequential", "specificity"),
+        ("pmet", "instant", "reliability"), ("pmet", "instant", "specificity"),
+        ("pmet", "sequential", "reliability"), ("pmet", "sequential", "specificity")]
+
+
 def test_torn_last_line_is_skipped_and_a_bad_line_is_named(tmp_path):
     sweep = build_sweep(tmp_path / "sweep")
     samples = sweep / "g_rome_seq_rel" / "samples.jsonl"

@@ -187,7 +187,9 @@ def read_multirun(root: Path, cells: list[Cell] = ()) -> tuple[dict[str, list[st
     except yaml.YAMLError as exc:
         return {}, f"multirun.yaml could not be parsed ({exc.__class__.__name__}); ignored"
     hydra = config.get("hydra") or {}
-    overrides = ((hydra.get("overrides") or {}).get("task")) or []
+    # a grid preset (conf/experiment/*.yaml) sets sweeper params; command-line overrides come after and win
+    params = (hydra.get("sweeper") or {}).get("params") or {}
+    overrides = [f"{k}={v}" for k, v in params.items()] + list(((hydra.get("overrides") or {}).get("task")) or [])
     options: dict[str, list[str]] = {}
     unparsed = []
     for item in overrides:
