@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -146,6 +148,27 @@ def prepare_cells(configs: Any) -> None:
 
 # --- the cell ----------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[Any]:
+    """Yields `reason()`: None until SIGTERM arrives, then why the cell should stop at its next unit
+    boundary. Slurm sends SIGTERM on scancel and preemption and kills only KillWait later; submitit
+    merely logs it, so without this a cancelled cell kept editing and could even finish as done."""
+    received: Dict[str, str] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        received.setdefault("reason", f"signal {signal.Signals(signum).name} received")
+        log.warning("SIGTERM received: the cell stops after the unit it is working on")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield lambda: received.get("reason")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_cell_from_hydra(cfg: Any) -> Dict[str, Any]:
     """The Hydra task function's body: the cell directory is Hydra's output directory."""
     from hydra.core.hydra_config import HydraConfig
@@ -208,7 +231,8 @@ def run_cell(cfg: Any, cell_dir: Optional[Path] = None) -> Dict[str, Any]:
         tracker.start()
         for record in store.evals():  # a restarted run shows the committed curve again
             tracker.log_step(record["step"], _step_metrics(record))
-        result = _run_regime(plain, store, tracker, cid, cell_dir.name, labels, started)
+        with stop_on_sigterm() as stop_requested:
+            result = _run_regime(plain, store, tracker, cid, cell_dir.name, labels, started, stop_requested)
         tracker.log_samples(store.samples())
         tracker.set_summary(_summary(result))
         store.write_result(result)
@@ -226,7 +250,8 @@ def run_cell(cfg: Any, cell_dir: Optional[Path] = None) -> Dict[str, Any]:
 
 
 def _run_regime(plain: Dict[str, Any], store: Any, tracker: Any, cid: str, cell_name: str,
-                labels: Mapping[str, str], started: float) -> Dict[str, Any]:
+                labels: Mapping[str, str], started: float,
+                stop_requested: Any = lambda: None) -> Dict[str, Any]:
     from editsweep.benchmark import ensure_benchmark, load_benchmark, load_catalog
     from editsweep.editing import editor_class
     from editsweep.regimes import REGIMES, Evaluator, RegimeRun, build_plan, final_metrics
@@ -257,6 +282,7 @@ def _run_regime(plain: Dict[str, Any], store: Any, tracker: Any, cid: str, cell_
         run = RegimeRun(model=model, tokenizer=tokenizer, editor=editor, evaluator=evaluator, plan=plan, store=store,
                         regime=plain["regime"], seed=int(plain["seed"]), progress=progress,
                         on_unit=lambda step, record: tracker.log_step(step, _step_metrics(record)),
+                        stop_requested=stop_requested,
                         stage_seconds=dict(store.progress.get("stage_seconds") or {}))
         run.add_seconds({"benchmark": t_bench, "load_model": t_model})
         REGIMES[regime_name](run)

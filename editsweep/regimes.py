@@ -241,6 +241,11 @@ def peak_memory_gb() -> float:
 
 # --- the regimes ------------------------------------------------------------------------------------
 
+class CellStopped(RuntimeError):
+    """Raised at a unit boundary when the cell was asked to stop (SIGTERM from scancel or preemption):
+    the committed units stay, nothing half-done is written, and a rerun resumes after them."""
+
+
 @dataclass
 class RegimeRun:
     """Everything a regime loop needs; `on_unit(step, evals_record)` streams metrics (W&B)."""
@@ -254,6 +259,7 @@ class RegimeRun:
     regime: Mapping[str, Any]
     seed: int
     on_unit: Callable[[int, Dict[str, Any]], None] = lambda step, record: None
+    stop_requested: Callable[[], Optional[str]] = lambda: None
     progress: bool = True
     stage_seconds: Dict[str, float] = field(default_factory=dict)
 
@@ -278,6 +284,14 @@ class RegimeRun:
         self.store.commit_unit(step, edits=edits, samples=rows, evals=evals,
                                extra_progress={"stage_seconds": dict(self.stage_seconds)})
         self.add_seconds({"store": time.perf_counter() - started})
+
+    def unit_done(self, step: int, record: Dict[str, Any]) -> None:
+        """Streams a committed unit's metrics, then stops the cell here if it was asked to."""
+        self.on_unit(step, record)
+        reason = self.stop_requested()
+        if reason:
+            raise CellStopped(f"stopped after committing unit {step} ({reason}); rerunning the cell resumes "
+                              f"after it")
 
 
 def _eval_record(step: int, n_edits: int, apis: Sequence[str], rows: List[dict], seconds: Mapping[str, float]) -> dict:
@@ -311,7 +325,7 @@ def run_instant(run: RegimeRun) -> None:
             run.add_seconds(seconds)
             record = _eval_record(step, 1, [api], rows, seconds)
             run.commit(step, [{"step": step, **edit}], rows, [record])
-            run.on_unit(step, record)
+            run.unit_done(step, record)
             log.info("instant step %d/%d (%s): %d samples, %.1fs", step + 1, len(apis), api, len(rows),
                      sum(seconds.values()))
             bar.update(1)
@@ -367,7 +381,7 @@ def run_sequential(run: RegimeRun) -> None:
             run.add_seconds(seconds)
             record = _eval_record(point, applied, edited, rows, seconds)
             run.commit(point, edits, rows, [record])
-            run.on_unit(point, record)
+            run.unit_done(point, record)
             log.info("sequential: %d/%d edits, %d samples, %.1fs", applied, len(order), len(rows), sum(seconds.values()))
             bar.update(1)
 

@@ -156,3 +156,47 @@ def test_failing_cell_writes_its_traceback(tmp_path: Path, wandb_offline_env: Pa
     assert error.startswith("Traceback") and "no-such-data" in error
     assert not (cell / "result.json").exists() and not (cell / "running.json").exists()
     assert read_offline_run(offline_runs(cell)[-1])["exit_code"] == 1
+
+
+def test_sigterm_stops_the_cell_at_a_unit_boundary_and_a_rerun_resumes(tmp_path: Path, wandb_offline_env: Path) -> None:
+    """scancel and preemption send SIGTERM first: the cell stops after the unit it is working on
+    (committed, never half-written, no result.json) and the rerun continues from there."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from editsweep.cell import run_cell
+    from editsweep.regimes import CellStopped
+
+    cfg = make(tmp_path, *SMALL, "method=ft", "regime=sequential", "regime.max_apis=5", "regime.eval_every=1",
+               "subset.max_problems_per_api=1", "generation.n_samples=1", "generation.max_new_tokens=24")
+    cell = tmp_path / "sweeps" / "default" / cell_subdir(cfg)
+
+    def terminate_after_first_unit() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            progress = cell / "progress.json"
+            if progress.exists() and json.loads(progress.read_text()).get("last_step") == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.02)
+
+    handler_before = signal.getsignal(signal.SIGTERM)
+    watcher = threading.Thread(target=terminate_after_first_unit, daemon=True)
+    watcher.start()
+    with pytest.raises(CellStopped, match=r"stopped after committing unit (1|2) \(signal SIGTERM received\)"):
+        run_cell(cfg)
+    watcher.join(timeout=5)
+    store = CellStore.open(cell)
+    stopped_at = store.last_step
+    assert stopped_at in (1, 2) and not (cell / "result.json").exists() and not (cell / "running.json").exists()
+    assert "CellStopped" in (cell / "error.txt").read_text()
+    assert read_offline_run(offline_runs(cell)[-1])["exit_code"] == 1
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # the cell's handler does not outlive it
+
+    run_cell(cfg)
+    store = CellStore.open(cell)
+    assert [e["step"] for e in store.evals()] == [1, 2, 3, 4, 5] and store.result()["status"] == "done"
+    keys = [(s["step"], s["problem_id"], s["sample"]) for s in store.samples()]
+    assert len(keys) == len(set(keys))
