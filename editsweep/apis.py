@@ -823,16 +823,25 @@ def uses_name(source: str | ast.AST, name: str) -> list[tuple[int, int]]:
         return _UseFinder(tree, [], plain_names=[name]).run().get(name, [])
 
 
+def tolerant_tokens(source: str) -> Iterator[tokenize.TokenInfo]:
+    """Python tokens of ``source`` up to where tokenizing gives up, for code that need not parse.
+
+    NUL characters (random-weight models write them) become spaces first: Python 3.12's tokenizer
+    fails on them with a SystemError on some patch releases instead of a TokenError.
+    """
+    try:
+        yield from tokenize.generate_tokens(io.StringIO(source.replace("\0", " ")).readline)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return  # keep what came before the point where tokenizing gave up
+
+
 def _token_uses(source: str, name: str) -> list[tuple[int, int]]:
     """NAME tokens equal to ``name``, skipping ``def name``; tolerant of unparseable code."""
     found: list[tuple[int, int]] = []
     previous = ""
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-            if tok.type == tokenize.NAME and tok.string == name and previous not in ("def", "class"):
-                found.append(tok.start)
-            if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
-                previous = tok.string
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        pass  # keep what was found before the point where tokenizing gave up
+    for tok in tolerant_tokens(source):
+        if tok.type == tokenize.NAME and tok.string == name and previous not in ("def", "class"):
+            found.append(tok.start)
+        if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
+            previous = tok.string
     return found

@@ -69,6 +69,9 @@ def test_method_api_adoption():
         ("    return ' '.join(words\n", "str.join", "legacy"),
         ("    return nope(\n", "re.search", "other_failure"),
         ("    return s.sorted + (\n", "sorted", "other_failure"),
+        # NUL characters (random-weight models write them) do not stop the lexical scan
+        ("\x00    return my_re_search(s\n", "re.search", "incorrect_adoption"),
+        ("    x = 1\x00\n    return re.search(r'\\d', s\n", "re.search", "legacy"),
     ],
 )
 def test_syntax_error_samples_are_classified_lexically(completion, api, expected):

@@ -26,11 +26,10 @@ completion alone), so syntax-error samples are still classified. Harness errors 
 from __future__ import annotations
 
 import ast
-import io
 import tokenize
 from typing import Iterable
 
-from editsweep.apis import ApiRef, find_api_uses, parse_api, uses_name
+from editsweep.apis import ApiRef, find_api_uses, parse_api, tolerant_tokens, uses_name
 from editsweep.scoring.status import Status
 
 API_ADOPTION_CLASSES = ("correct_adoption", "incorrect_adoption", "workaround", "legacy", "other_failure")
@@ -108,14 +107,11 @@ class _CompletionUsage:
 def _tokens(source: str) -> list[tuple[int, str]]:
     """(type, string) of the NAME and OP tokens up to where tokenizing gives up."""
     out: list[tuple[int, str]] = []
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-            if tok.type in (tokenize.NAME, tokenize.OP):
-                out.append((tok.type, tok.string))
-            elif tok.type in (tokenize.NEWLINE, tokenize.NL):
-                out.append((tok.type, "\n"))
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        pass
+    for tok in tolerant_tokens(source):
+        if tok.type in (tokenize.NAME, tokenize.OP):
+            out.append((tok.type, tok.string))
+        elif tok.type in (tokenize.NEWLINE, tokenize.NL):
+            out.append((tok.type, "\n"))
     return out
 
 
