@@ -1,22 +1,27 @@
-"""Extrapolate the GPU-hours of the paper grid from two measured cells (issue 6, target ≤ 24 H200-hours).
+"""Extrapolate the GPU-hours of the paper grid from measured cells (issue 6, target ≤ 24 H200-hours).
 
-    python benchmarks/grid_hours.py --instant DIR --sequential DIR --benchmark BENCH_DIR [--json]
+    bash benchmarks/grid_cells.sh OUT                  # on the GPU: the timing cells below
+    python benchmarks/grid_hours.py --instant OUT/h200/*-instant-* --sequential OUT/h200/*-sequential-* \
+        --benchmark BENCH_DIR [--json]
 
-Inputs are real cell stores (evals.jsonl, edits.jsonl) of one instant and one sequential cell run
-on the target GPU, and the built benchmark (benchmark.jsonl). The model of a cell's cost:
-- edit: seconds per request, the median over the measured edit steps (the first step, which
-  pays one-off warm-up, is left out when there are others);
-- restore: seconds per instant step, the median measured;
+Inputs are real cell stores (evals.jsonl, edits.jsonl, result.json, cell.json): one instant cell
+per editing method (a few APIs each) and one sequential cell with a large evaluation, all run on
+the target GPU, and the built benchmark (benchmark.jsonl). The model of a cell's cost:
+- edit: seconds per request of the cell's method, the median over its measured edit steps (the
+  first step, which pays one-off warm-up such as statistics, is left out when there are others);
+  a method without a measured cell costs what the slowest measured method costs (said so);
+- restore: seconds per instant step of the method, the median measured;
 - generation: a small evaluation (an instant step over one API's few problems) costs the
-  median measured seconds per instant step (latency bound); a large one costs the measured
-  seconds per sequence of the sequential cell's big evaluation (throughput bound);
+  median measured seconds per instant step over all instant cells (latency bound); a large one
+  costs the measured seconds per sequence of the sequential cell's big evaluation (throughput
+  bound);
 - execution and scoring: measured seconds per sample;
 - per-cell start-up: the measured cell wall time minus its per-step stages (model build, benchmark,
-  sandbox start), the larger of the two cells, plus an allowance for reading a real checkpoint
+  sandbox start), the largest over the cells, plus an allowance for reading a real checkpoint
   (`--load-allowance-s`, not measured: the timing cells build random weights).
 The grid is 3 models × (5 methods × 2 regimes × 3 subsets + 1 baseline per subset). Every
-model is assumed to cost what the measured one costs and every method what the measured method
-costs; both are stated in the output, since they are the main sources of error.
+model is assumed to cost what the measured one costs (the output says so): the main source of
+error, with random weights that never stop early (every sequence writes all its tokens).
 """
 
 from __future__ import annotations
@@ -42,21 +47,43 @@ def steady(values: list[float]) -> float:
     return statistics.median(values[1:] if len(values) > 1 else values)
 
 
-def measure(instant_dir: Path, sequential_dir: Path) -> dict:
-    instant_evals = read_jsonl(instant_dir / "evals.jsonl")
-    edits = read_jsonl(instant_dir / "edits.jsonl") + read_jsonl(sequential_dir / "edits.jsonl")
+def edit_costs(instant_dir: Path, extra_edits: list[dict] = ()) -> dict:
+    """Seconds per edit request and per restore of one method, from its instant cell."""
+    evals = read_jsonl(instant_dir / "evals.jsonl")
+    edits = read_jsonl(instant_dir / "edits.jsonl") + list(extra_edits)
+    return {
+        "edit_s_per_request": steady([row["seconds"] / row["n_requests"] for row in edits]),
+        "restore_s_per_step": statistics.median(row["seconds"]["restore"] for row in evals),
+    }
+
+
+def cell_method(cell_dir: Path) -> str:
+    return json.loads((cell_dir / "cell.json").read_text())["method"]
+
+
+def measure(instant_dirs: list[Path], sequential_dir: Path) -> dict:
+    instant_dirs = [instant_dirs] if isinstance(instant_dirs, Path) else list(instant_dirs)
+    methods = [cell_method(d) for d in instant_dirs]
+    if len(set(methods)) != len(methods):
+        raise SystemExit(f"one instant cell per method expected, got methods {methods}")
+    sequential_method = cell_method(sequential_dir)
+    instant_evals = [row for d in instant_dirs for row in read_jsonl(d / "evals.jsonl")]
     big = max(read_jsonl(sequential_dir / "evals.jsonl"), key=lambda row: row["n_samples"])
     small_samples = sum(row["n_samples"] for row in instant_evals)
     step_stages = ("edit", "generate", "execute", "score", "restore", "store")
     startup = []
-    for cell in (instant_dir, sequential_dir):
+    for cell in [*instant_dirs, sequential_dir]:
         result = json.loads((cell / "result.json").read_text())
         startup.append(result["wall_s"] - sum(result["seconds"].get(stage, 0.0) for stage in step_stages))
+    per_method = {}
+    for method, directory in zip(methods, instant_dirs):
+        extra = read_jsonl(sequential_dir / "edits.jsonl") if method == sequential_method else []
+        per_method[method] = edit_costs(directory, extra)
     return {
         "startup_s_per_cell": max(startup),
-        "edit_s_per_request": steady([row["seconds"] / row["n_requests"] for row in edits]),
-        "restore_s_per_step": statistics.median(row["seconds"]["restore"] for row in instant_evals),
-        "small_generate_s_per_step": steady([row["seconds"]["generate"] for row in instant_evals]),
+        "methods": per_method,
+        "small_generate_s_per_step": statistics.median(
+            steady([row["seconds"]["generate"] for row in read_jsonl(d / "evals.jsonl")]) for d in instant_dirs),
         "big_generate_s_per_sample": big["seconds"]["generate"] / big["n_samples"],
         "big_eval_samples": big["n_samples"],
         "execute_score_s_per_sample": (
@@ -109,21 +136,36 @@ def baseline_seconds(subset: str, shape: dict, m: dict, n_samples: int) -> float
     return generate_seconds(n, n_samples, m) + n * n_samples * m["execute_score_s_per_sample"]
 
 
+METHODS = ("rome", "memit", "pmet", "grace", "ft")
+
+
+def method_costs(m: dict) -> tuple[dict, list[str]]:
+    """Edit costs of the grid's five methods; unmeasured ones take the slowest measured one's."""
+    measured = m["methods"]
+    slowest = max(measured.values(), key=lambda costs: costs["edit_s_per_request"])
+    assumed = [method for method in METHODS if method not in measured]
+    return {method: measured.get(method, slowest) for method in METHODS}, assumed
+
+
 def estimate(m: dict, shape: dict, n_samples: int, eval_every: int, overhead_s: float | None = None,
              load_allowance_s: float = 0.0) -> dict:
-    """Hours per cell kind, per model and for the grid; `overhead_s` None = the measured start-up."""
+    """Hours per method and cell kind, per model and for the grid; `overhead_s` None = the measured start-up."""
     if overhead_s is None:
         overhead_s = m["startup_s_per_cell"]
     overhead_s += load_allowance_s
+    costs, assumed = method_costs(m)
     cells = {}
-    for regime in ("instant", "sequential"):
-        for subset in SUBSETS:
-            cells[f"{regime}/{subset}"] = cell_seconds(regime, subset, shape, m, n_samples, eval_every)
+    for method, edit in costs.items():
+        for regime in ("instant", "sequential"):
+            for subset in SUBSETS:
+                cells[f"{method}/{regime}/{subset}"] = cell_seconds(regime, subset, shape, {**m, **edit}, n_samples,
+                                                                    eval_every)
     baseline = {subset: baseline_seconds(subset, shape, m, n_samples) for subset in SUBSETS}
-    n_cells = N_METHODS * len(cells) + len(baseline)
-    per_model = N_METHODS * sum(cells.values()) + sum(baseline.values()) + n_cells * overhead_s
+    n_cells = len(cells) + len(baseline)
+    per_model = sum(cells.values()) + sum(baseline.values()) + n_cells * overhead_s
     return {
         "measured": m,
+        "assumed_methods": assumed,
         "cell_hours": {key: value / 3600 for key, value in cells.items()},
         "baseline_hours": {key: value / 3600 for key, value in baseline.items()},
         "cells_per_model": n_cells,
@@ -136,7 +178,8 @@ def estimate(m: dict, shape: dict, n_samples: int, eval_every: int, overhead_s: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instant", type=Path, required=True, help="cell dir of a measured instant cell")
+    parser.add_argument("--instant", type=Path, nargs="+", required=True,
+                        help="cell dirs of measured instant cells, one per method")
     parser.add_argument("--sequential", type=Path, required=True, help="cell dir of a measured sequential cell")
     parser.add_argument("--benchmark", type=Path, required=True, help="built benchmark dir (benchmark.jsonl)")
     parser.add_argument("--n-samples", type=int, default=5)
@@ -151,17 +194,21 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2, sort_keys=True))
         return 0
     m = result["measured"]
-    print("measured: edit %.2f s/request, restore %.2f s/step, small eval %.2f s/step, large eval %.4f s/sample "
-          "(%d samples), execute+score %.4f s/sample" % (
-              m["edit_s_per_request"], m["restore_s_per_step"], m["small_generate_s_per_step"],
-              m["big_generate_s_per_sample"], m["big_eval_samples"], m["execute_score_s_per_sample"]))
-    for key, hours in result["cell_hours"].items():
-        print(f"  one method, {key:<26} {hours * 60:7.1f} min")
+    print("measured: small eval %.2f s/step, large eval %.4f s/sample (%d samples), execute+score %.4f s/sample"
+          % (m["small_generate_s_per_step"], m["big_generate_s_per_sample"], m["big_eval_samples"],
+             m["execute_score_s_per_sample"]))
+    kinds = [f"{regime}/{subset}" for regime in ("instant", "sequential") for subset in SUBSETS]
+    print(f"{'method':<8} {'edit s/req':>10} {'restore s':>9} " + " ".join(f"{k:>24}" for k in kinds) + "  (minutes)")
+    for method, edit in method_costs(m)[0].items():
+        note = " (assumed: slowest measured)" if method in result["assumed_methods"] else ""
+        row = " ".join(f"{result['cell_hours'][f'{method}/{k}'] * 60:24.1f}" for k in kinds)
+        print(f"{method:<8} {edit['edit_s_per_request']:10.2f} {edit['restore_s_per_step']:9.2f} {row}{note}")
     for key, hours in result["baseline_hours"].items():
         print(f"  baseline, {key:<28} {hours * 60:7.1f} min")
     print(f"per-cell start-up {result['overhead_s_per_cell']:.1f} s (measured {m['startup_s_per_cell']:.1f} s "
           f"+ {args.load_allowance_s:.0f} s checkpoint allowance)")
-    print(f"per model: {result['cells_per_model']} cells, {result['hours_per_model']:.1f} GPU-hours")
+    print(f"per model: {result['cells_per_model']} cells, {result['hours_per_model']:.1f} GPU-hours "
+          f"(every model assumed to cost what the measured one costs)")
     print(f"paper grid ({N_MODELS} models): {result['grid_hours']:.1f} GPU-hours "
           f"= {result['grid_hours'] / result['target_hours']:.2f} × the 24-hour target")
     return 0
