@@ -581,7 +581,7 @@ class _Resolver:
         if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
             try:
                 annotation = ast.parse(annotation.value, mode="eval").body
-            except SyntaxError:
+            except (SyntaxError, ValueError, RecursionError):
                 return None
         if isinstance(annotation, ast.Subscript):  # list[int], List[int]
             annotation = annotation.value
@@ -784,6 +784,8 @@ def _as_tree(source: str | ast.AST) -> ast.Module:
         return ast.parse(source)
     except RecursionError:  # CPython's compiler refuses it too, so for us it does not parse
         raise SyntaxError("source is nested too deeply to parse") from None
+    except ValueError as exc:  # NUL bytes; UnicodeDecodeError from some CPython parsers' error reporting
+        raise SyntaxError(f"source does not parse ({type(exc).__name__}: {exc})") from None
 
 
 def find_api_uses(source: str | ast.AST, apis: Iterable[str]) -> dict[str, list[tuple[int, int]]]:
@@ -826,12 +828,14 @@ def uses_name(source: str | ast.AST, name: str) -> list[tuple[int, int]]:
 def tolerant_tokens(source: str) -> Iterator[tokenize.TokenInfo]:
     """Python tokens of ``source`` up to where tokenizing gives up, for code that need not parse.
 
-    NUL characters (random-weight models write them) become spaces first: Python 3.12's tokenizer
-    fails on them with a SystemError on some patch releases instead of a TokenError.
+    Python 3.12's C tokenizer gives up on odd model output (random-weight completions hit both on
+    an H200) with UnicodeDecodeError (a multi-byte character at an error column) or, on NUL
+    characters, SystemError instead of TokenError; NULs become spaces first, and every one of
+    these ends the scan like a TokenError.
     """
     try:
         yield from tokenize.generate_tokens(io.StringIO(source.replace("\0", " ")).readline)
-    except (tokenize.TokenError, IndentationError, SyntaxError):
+    except (tokenize.TokenError, SyntaxError, ValueError, SystemError):
         return  # keep what came before the point where tokenizing gave up
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import ast
 import builtins
+import itertools
 import textwrap
+import tokenize
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from editsweep.apis import ApiRef, BUILTIN_TYPES, find_api_uses, parse_api, uses_name
+from editsweep.apis import ApiRef, BUILTIN_TYPES, find_api_uses, parse_api, tolerant_tokens, uses_name
 
 
 def uses(source: str, *apis: str) -> dict[str, list[tuple[int, int]]]:
@@ -338,6 +340,39 @@ def test_uses_name_ignores_strings_and_attributes_of_other_objects():
 def test_uses_name_falls_back_to_tokens_on_syntax_error():
     assert uses_name("def f(x):\n    return my_sorted(x\n", "my_sorted") == [(2, 11)]
     assert uses_name("def my_sorted(:\n", "my_sorted") == []
+
+
+def test_a_parser_that_fails_with_a_value_error_means_unparseable(monkeypatch):
+    """Some CPython releases report errors in odd model output (NUL bytes, a multi-byte character at
+    the error column) with ValueError or UnicodeDecodeError instead of SyntaxError; a random-weight
+    completion did so on Python 3.12 and killed an H200 timing cell. It must read as "does not parse"."""
+    def failing_parse(source, *args, **kwargs):
+        raise UnicodeDecodeError("utf-8", b"\xef", 0, 1, "unexpected end of data")
+
+    source = "def f(x):\n    return my_sorted(re.search(x))\n"
+    with monkeypatch.context() as patch:  # only around our calls: pytest parses source too
+        patch.setattr(ast, "parse", failing_parse)
+        assert uses_name(source, "my_sorted") == [(2, 11)]  # the token scan takes over
+        with pytest.raises(SyntaxError, match="UnicodeDecodeError") as raised:
+            find_api_uses(source, ["re.search"])
+    assert raised.value is not None
+
+    real_tokens = tokenize.generate_tokens
+
+    def failing_tokens(readline):
+        yield from itertools.islice(real_tokens(readline), 8)
+        raise UnicodeDecodeError("utf-8", b"\xef", 0, 1, "unexpected end of data")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tokenize, "generate_tokens", failing_tokens)
+        assert [t.string for t in tolerant_tokens("x = my_sorted(y)\nz = 2\n")][:4] == ["x", "=", "my_sorted", "("]
+        assert uses_name("f(\nmy_sorted(", "my_sorted") == [(2, 0)]  # tokens before the failure count
+        assert uses_name("a = 1\nb = 2\nc = my_sorted(\n", "my_sorted") == []  # ... and only those
+
+    from editsweep.scoring import adoption_class
+
+    assert adoption_class("    return my_re_search(x)\n", "syntax_error", "re.search",
+                          prompt="def f(x):\n") == "incorrect_adoption"
 
 
 def test_uses_name_rejects_non_identifier():
