@@ -12,9 +12,9 @@ the target GPU, and the built benchmark (benchmark.jsonl). The model of a cell's
   a method without a measured cell costs what the slowest measured method costs (said so);
 - restore: seconds per instant step of the method, the median measured;
 - generation: a small evaluation (an instant step over one API's few problems) costs the
-  median measured seconds per instant step over all instant cells (latency bound); a large one
-  costs the measured seconds per sequence of the sequential cell's big evaluation (throughput
-  bound);
+  method's measured seconds per instant step (latency bound; the baseline takes the median over
+  the methods); a large one costs the measured seconds per sequence of the sequential cell's big
+  evaluation (throughput bound);
 - execution and scoring: measured seconds per sample;
 - per-cell start-up: the measured cell wall time minus its per-step stages (model build, benchmark,
   sandbox start), the largest over the cells, plus an allowance for reading a real checkpoint
@@ -48,12 +48,14 @@ def steady(values: list[float]) -> float:
 
 
 def edit_costs(instant_dir: Path, extra_edits: list[dict] = ()) -> dict:
-    """Seconds per edit request and per restore of one method, from its instant cell."""
+    """Seconds per edit request, per restore and per small evaluation of one method, from its
+    instant cell (an edited model may generate slower: GRACE's adapter hooks every forward)."""
     evals = read_jsonl(instant_dir / "evals.jsonl")
     edits = read_jsonl(instant_dir / "edits.jsonl") + list(extra_edits)
     return {
         "edit_s_per_request": steady([row["seconds"] / row["n_requests"] for row in edits]),
         "restore_s_per_step": statistics.median(row["seconds"]["restore"] for row in evals),
+        "small_generate_s_per_step": steady([row["seconds"]["generate"] for row in evals]),
     }
 
 
@@ -82,8 +84,8 @@ def measure(instant_dirs: list[Path], sequential_dir: Path) -> dict:
     return {
         "startup_s_per_cell": max(startup),
         "methods": per_method,
-        "small_generate_s_per_step": statistics.median(
-            steady([row["seconds"]["generate"] for row in read_jsonl(d / "evals.jsonl")]) for d in instant_dirs),
+        "small_generate_s_per_step": statistics.median(costs["small_generate_s_per_step"]
+                                                       for costs in per_method.values()),
         "big_generate_s_per_sample": big["seconds"]["generate"] / big["n_samples"],
         "big_eval_samples": big["n_samples"],
         "execute_score_s_per_sample": (
@@ -194,15 +196,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2, sort_keys=True))
         return 0
     m = result["measured"]
-    print("measured: small eval %.2f s/step, large eval %.4f s/sample (%d samples), execute+score %.4f s/sample"
+    print("measured: small eval %.2f s/step (median over methods), large eval %.4f s/sample (%d samples), execute+score %.4f s/sample"
           % (m["small_generate_s_per_step"], m["big_generate_s_per_sample"], m["big_eval_samples"],
              m["execute_score_s_per_sample"]))
     kinds = [f"{regime}/{subset}" for regime in ("instant", "sequential") for subset in SUBSETS]
-    print(f"{'method':<8} {'edit s/req':>10} {'restore s':>9} " + " ".join(f"{k:>24}" for k in kinds) + "  (minutes)")
+    print(f"{'method':<8} {'edit s/req':>10} {'restore s':>9} {'small eval s':>12} " + " ".join(f"{k:>24}" for k in kinds)
+          + "  (minutes)")
     for method, edit in method_costs(m)[0].items():
         note = " (assumed: slowest measured)" if method in result["assumed_methods"] else ""
         row = " ".join(f"{result['cell_hours'][f'{method}/{k}'] * 60:24.1f}" for k in kinds)
-        print(f"{method:<8} {edit['edit_s_per_request']:10.2f} {edit['restore_s_per_step']:9.2f} {row}{note}")
+        print(f"{method:<8} {edit['edit_s_per_request']:10.2f} {edit['restore_s_per_step']:9.2f} "
+              f"{edit['small_generate_s_per_step']:12.2f} {row}{note}")
     for key, hours in result["baseline_hours"].items():
         print(f"  baseline, {key:<28} {hours * 60:7.1f} min")
     print(f"per-cell start-up {result['overhead_s_per_cell']:.1f} s (measured {m['startup_s_per_cell']:.1f} s "

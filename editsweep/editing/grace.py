@@ -101,6 +101,12 @@ class GraceAdapter:
         return torch.where(current.bool(), index, torch.full_like(index, -1)).max(dim=1).values
 
     def _replace(self, _module, inputs, output):
+        """Swap the layer output for the nearest entry's value where the query is within its ε.
+
+        Written without host synchronisation (no `.any()`, `.tolist()` or boolean indexing), so
+        generation can capture the edited model in a CUDA graph: every row is looked up, and rows
+        without a hit keep their output through `torch.where`.
+        """
         import torch
 
         if self.train_value is None and len(self) == 0:
@@ -109,31 +115,22 @@ class GraceAdapter:
         batch, length = x.shape[0], x.shape[1]
         positions = self.query_positions(batch, length)
         if self.train_value is not None:
-            rows = torch.arange(batch, device=x.device)
+            hit = positions >= 0
             values = self.train_value.unsqueeze(0).expand(batch, -1)
         else:
-            valid = positions >= 0
-            rows = torch.nonzero(valid).flatten()
-            if rows.numel() == 0:
-                return None
-            query = x[rows, positions[rows]].float()
-            dist = torch.cdist(query, self.keys)
-            nearest_dist, nearest = dist.min(dim=1)
-            hit = nearest_dist <= self.eps[nearest]
-            if not bool(hit.any()):
-                return None
-            rows, values = rows[hit], self.values[nearest[hit]]
-        out = output.clone()
-        values = values.to(out.dtype)
-        for i, b in enumerate(rows.tolist()):
-            p = int(positions[b])
-            if self.replacement == "replace_last":
-                out[b, p] = values[i]
-            elif self.replacement == "replace_prompt":
-                out[b, : p + 1] = values[i]
-            else:
-                out[b, :] = values[i]
-        return out
+            query = x[torch.arange(batch, device=x.device), positions.clamp(min=0)].float()
+            nearest_dist, nearest = torch.cdist(query, self.keys).min(dim=1)
+            hit = (positions >= 0) & (nearest_dist <= self.eps[nearest])
+            values = self.values[nearest]
+        index = torch.arange(length, device=x.device)[None, :]
+        if self.replacement == "replace_last":
+            where = index == positions[:, None]
+        elif self.replacement == "replace_prompt":
+            where = index <= positions[:, None]
+        else:
+            where = torch.ones_like(index, dtype=torch.bool).expand(batch, length)
+        where = (where & hit[:, None])[..., None]
+        return torch.where(where, values.to(output.dtype)[:, None, :], output)
 
     # -- codebook ------------------------------------------------------------------------------
     def snapshot(self) -> tuple:
