@@ -6,24 +6,22 @@ restore is exact.
 
 Stated margin: the mean gain in log-probability per target token over the three requests
 exceeds MARGIN = 0.3 nats and every request gains. Measured (llama / qwen2 mean gain): ROME
-0.98 / 0.88, MEMIT 0.94 / 0.88, PMET 0.85 / 0.90, GRACE 0.87 / 0.91, FT 2.65 / 2.87.
+0.54 / 1.03, MEMIT 0.54 / 0.97, PMET 0.50 / 0.85, GRACE 0.55 / 1.03, FT 0.62 / 1.57 (the
+models already give the new form some probability: they have read it behind a version line).
 Locality: mean next-token KL on the eight specificity prompts < KL_BOUND = 0.02 and < 1/10 of
-the mean KL over the edited targets' positions (measured ≤ 2.7e-3 against ≥ 0.52); GRACE
+the mean KL over the edited targets' positions (measured ≤ 3.7e-3 against ≥ 0.43); GRACE
 leaves them bit-identical.
 
 Greedy completion of an edited reliability prompt (test_greedy_completion_emits_new_api; one
-demo-build reliability request per demo API, 8 in all). The small models are trained on the demo
-APIs' new-API definitions and example calls (editsweep.models.corpus), so the new names are
-known sub-token sequences; the unedited models still write the old API (0/14 requests start
-with `my_`). Measured on all 14 demo reliability requests (llama / qwen2):
-- FT (layer 1, box 3e-2, 50 steps) writes the whole new name: 14/14 / 13/14. Required: ≥ 6/8.
-- ROME, MEMIT, PMET, GRACE switch the completion to the new API family (it starts with `my_`:
-  ROME 14 / 14, MEMIT 14 / 14, PMET 13 / 12, GRACE 14 / 14 of 14; required ≥ 6/8) but write the
-  whole name at most 1/14: the name after `my_` is the model's most frequent one, not the edited
-  API's. These four change the residual stream at the key token only, and on a 4-layer model the
-  attention of the later target positions does not carry which API from there: more v* steps,
-  clamp 10-20, kl 0, layers 0/1/2, GRACE replace_prompt at layers 0/1 all stayed ≤ 3/14.
-  FT changes the weights for every position, so the whole name follows.
+demo-build reliability request per demo API, 8 in all, of which at least EMIT_REQUIRED = 6 must
+start with the edited API's whole new name). The small models know the new names and, behind a
+version line no prompt contains, the demo solutions written against the new APIs
+(editsweep.models.corpus), as a real code LLM has read code for both versions of a library; the
+unedited models write the old API (0/14 requests start with `my_`). Measured on all 14 demo
+reliability requests, whole new name written (llama / qwen2): ROME 14 / 14, MEMIT 14 / 14, PMET
+13 / 13, GRACE 14 / 13, FT 14 / 14. Before the versioned solutions only FT wrote whole names;
+the key-token methods started the new family (`my_`) and then wrote the model's most frequent
+name.
 """
 
 from __future__ import annotations
@@ -109,10 +107,9 @@ def test_method_on_small_model(small, method):
     assert all(torch.equal(v, before_state[k]) for k, v in model.state_dict().items())
 
 
-# Required fraction of the 8 requests (one per demo API) whose greedy completion emits the edit:
-# the whole new name for FT, the new API family prefix `my_` for the key-token methods.
+# Required: of the 8 requests (one per demo API), at least this many greedy completions start with
+# the whole new name of the edited API.
 EMIT_REQUIRED = 6
-FULL_NAME_METHODS = ("ft",)
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +134,11 @@ def _greedy_after(model, tok, request: EditRequest, max_new_tokens: int = 12) ->
             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
         )
     text = tok.decode(out[0], skip_special_tokens=True)
-    assert text.startswith(request.prompt), (text[:80], request.prompt[:80])
-    return text[len(request.prompt):].lstrip()  # a token may straddle the prompt's end (qwen2: "(my")
+    # a token may straddle the prompt's end (qwen2: "(my"), so the prompt ids can stop short of it;
+    # a model that does not write the prompt's last characters there has not taken the edit
+    if not text.startswith(request.prompt):
+        return f"<left the prompt before its end: {text[len(tok.decode(ids[0], skip_special_tokens=True)):]!r}>"
+    return text[len(request.prompt):].lstrip()
 
 
 @pytest.mark.parametrize("method", ("none",) + METHODS)
@@ -155,8 +155,5 @@ def test_greedy_completion_emits_new_api(small, reliability_records, method):
     if method == "none":  # control: the unedited model writes the old API, never a new name
         assert not any(text.startswith("my_") for _, text in completions), completions
         return
-    if method in FULL_NAME_METHODS:
-        hits = [text.startswith(name) for name, text in completions]
-    else:
-        hits = [text.startswith("my_") for _, text in completions]
+    hits = [text.startswith(name) for name, text in completions]
     assert sum(hits) >= EMIT_REQUIRED, (arch, method, completions)

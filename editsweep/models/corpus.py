@@ -10,8 +10,17 @@ rare), and no edit made greedy decoding write it. A 4-layer model memorises a de
 not know the name anywhere else; so the catalog's example call of each new API (`usage`, e.g.
 `my_re_search(text, r"[a-z]+")`) is also drilled in shuffled order (see `training`), which
 teaches the name's sub-tokens in any context, as a real code LLM knows them. Only definitions and
-example calls are added, never a solution rewritten to the new API, so the unedited model still
-solves the demo problems with the old APIs.
+example calls are added.
+
+Those alone taught the names but not *where* each belongs: after an edit made greedy decoding
+start a new name (`my_`), a 4-layer model went on with its most frequent one, and only FT wrote
+the whole name of the edited API. A real code LLM has also read code written against both
+versions of a library. So the small models also read every demo API problem's solution
+rewritten to the new APIs (`versioned_pairs`), behind a version line (`VERSION_MARKER`) that
+no benchmark prompt contains: without the line the model writes the old API (the unedited model
+never starts a new name on a reliability prompt), and an edit that makes it start one lets it
+finish the right one. With that, greedy completion of an edited reliability prompt writes the
+whole new name for all five methods (tests/test_editing_trained.py).
 
 The stdlib slice is a fixed list of plain-Python modules of the running interpreter
 (missing ones are skipped), each cut to a fixed length; it keeps the models from being pure
@@ -25,7 +34,11 @@ import logging
 import sysconfig
 from pathlib import Path
 
-__all__ = ["STDLIB_MODULES", "api_definitions", "api_usages", "demo_pairs", "stdlib_texts", "tokenizer_texts"]
+__all__ = ["STDLIB_MODULES", "VERSION_MARKER", "api_definitions", "api_usages", "demo_pairs", "stdlib_texts",
+           "versioned_pairs"]
+
+# The first line of a versioned solution; a comment, so the text stays valid Python.
+VERSION_MARKER = "# api: new\n"
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +136,21 @@ def api_usages() -> list[tuple[str, str]]:
     return out
 
 
-def tokenizer_texts(stdlib_chars_per_file: int, definitions: bool = True) -> list[str]:
-    """Everything the small models' tokenizer is trained on (demo solutions, definitions, stdlib)."""
-    texts = [prompt + reference for prompt, reference in demo_pairs()]
-    if definitions:
-        texts += api_definitions()
-    return texts + stdlib_texts(stdlib_chars_per_file)
+def versioned_pairs(marker: str = VERSION_MARKER) -> list[tuple[str, str]]:
+    """(marker + prompt, reference with every catalog API it uses rewritten to the new API) of each
+    demo problem that uses a catalog API, in demo order."""
+    from editsweep.benchmark.catalog import load_api_catalog
+    from editsweep.benchmark.demo import load_demo_problems
+    from editsweep.benchmark.mining import problem_api_uses
+    from editsweep.benchmark.rewriter import rewrite_reference
+
+    catalog = load_api_catalog()
+    out = []
+    for problem in load_demo_problems():
+        reference = problem.reference
+        apis = sorted(set(problem_api_uses(problem)) & set(catalog))
+        for api in apis:
+            reference, _ = rewrite_reference(problem.prompt, reference, catalog[api])
+        if apis:
+            out.append((marker + problem.prompt, reference))
+    return out

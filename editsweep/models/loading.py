@@ -161,13 +161,12 @@ def load_tokenizer(location: str) -> Any:
 
 @lru_cache(maxsize=2)
 def _trained_local_tokenizer(arch: str) -> Any:
-    from editsweep.models.corpus import tokenizer_texts
+    from editsweep.models.small import training_inputs
     from editsweep.models.tokenizer import train_tokenizer
     from editsweep.models.training import SmallRecipe
 
     recipe = SmallRecipe()
-    texts = tokenizer_texts(recipe.stdlib_chars_per_file, recipe.api_definitions)
-    return train_tokenizer(texts, arch, recipe.vocab_size)
+    return train_tokenizer(training_inputs(recipe).tokenizer_texts(), arch, recipe.vocab_size)
 
 
 def local_tokenizer(arch: str) -> Any:

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "editsweep-small.json"
 SMALL_ARCHS = ("llama", "qwen2")
 # Bump when the training code changes in a way the recipe fields do not capture.
-RECIPE_CODE_VERSION = 2
+RECIPE_CODE_VERSION = 3
 
 
 def cache_root() -> Path:
@@ -52,27 +52,31 @@ def cache_root() -> Path:
 
 
 @dataclass(frozen=True)
-class _Inputs:
+class TrainingInputs:
+    """Every text a small model (and its tokenizer) is trained on; see editsweep.models.corpus."""
+
     pairs: list[tuple[str, str]]
     stdlib: list[str]
     definitions: list[str]
     usages: list[tuple[str, str]]
+    versioned: list[tuple[str, str]]
 
     def tokenizer_texts(self) -> list[str]:
-        return [p + r for p, r in self.pairs] + self.definitions + self.stdlib
+        return [p + r for p, r in self.pairs + self.versioned] + self.definitions + self.stdlib
 
 
-def _inputs(recipe: SmallRecipe) -> _Inputs:
-    from editsweep.models.corpus import api_definitions, api_usages, demo_pairs, stdlib_texts
+def training_inputs(recipe: SmallRecipe) -> TrainingInputs:
+    from editsweep.models.corpus import api_definitions, api_usages, demo_pairs, stdlib_texts, versioned_pairs
 
     definitions = api_definitions() if recipe.api_definitions else []
     usages = api_usages() if recipe.api_definitions else []
-    return _Inputs(demo_pairs(), stdlib_texts(recipe.stdlib_chars_per_file), definitions, usages)
+    versioned = versioned_pairs() if recipe.versioned_solutions else []
+    return TrainingInputs(demo_pairs(), stdlib_texts(recipe.stdlib_chars_per_file), definitions, usages, versioned)
 
 
-def small_model_key(arch: str, recipe: SmallRecipe, inputs: _Inputs | None = None) -> str:
+def small_model_key(arch: str, recipe: SmallRecipe, inputs: TrainingInputs | None = None) -> str:
     """Hex SHA-256 over the training texts, recipe and code version of `arch`'s small model."""
-    inputs = inputs or _inputs(recipe)
+    inputs = inputs or training_inputs(recipe)
     digest = hashlib.sha256()
     header = {"arch": arch, "recipe": recipe.to_dict(), "code_version": RECIPE_CODE_VERSION}
     digest.update(json.dumps(header, sort_keys=True).encode())
@@ -84,6 +88,8 @@ def small_model_key(arch: str, recipe: SmallRecipe, inputs: _Inputs | None = Non
         digest.update(b"\x00definition\x00" + text.encode())
     for header, call in inputs.usages:
         digest.update(b"\x00usage\x00" + header.encode() + b"\x00" + call.encode())
+    for prompt, reference in inputs.versioned:
+        digest.update(b"\x00versioned\x00" + prompt.encode() + b"\x00" + reference.encode())
     return digest.hexdigest()
 
 
@@ -152,7 +158,7 @@ def _fsync_tree(directory: Path) -> None:
         os.close(fd)
 
 
-def train_and_save(arch: str, directory: Path, recipe: SmallRecipe, inputs: _Inputs, key: str, progress: bool = True) -> dict:
+def train_and_save(arch: str, directory: Path, recipe: SmallRecipe, inputs: TrainingInputs, key: str, progress: bool = True) -> dict:
     """Train tokenizer and model of `arch` into `directory` (which must be new); returns the manifest."""
     from editsweep.models.reproduce import greedy_reproduction
     from editsweep.models.tokenizer import train_tokenizer
@@ -161,8 +167,8 @@ def train_and_save(arch: str, directory: Path, recipe: SmallRecipe, inputs: _Inp
     started = time.perf_counter()
     tokenizer = train_tokenizer(inputs.tokenizer_texts(), arch, recipe.vocab_size)
     result = train_small_model(
-        arch, tokenizer, inputs.pairs, inputs.stdlib, recipe, progress=progress, definitions=inputs.definitions,
-        usages=inputs.usages,
+        arch, tokenizer, inputs.pairs + inputs.versioned, inputs.stdlib, recipe, progress=progress,
+        definitions=inputs.definitions, usages=inputs.usages,
     )
     reproduction = greedy_reproduction(result.model, tokenizer, inputs.pairs)
     result.model.save_pretrained(directory)
@@ -178,6 +184,7 @@ def train_and_save(arch: str, directory: Path, recipe: SmallRecipe, inputs: _Inp
         "n_demo_texts": len(inputs.pairs),
         "n_stdlib_texts": len(inputs.stdlib),
         "n_api_definitions": len(inputs.definitions),
+        "n_versioned_solutions": len(inputs.versioned),
         "train_seconds": round(result.seconds, 2),
         "build_seconds": round(time.perf_counter() - started, 2),
         "final_loss": result.final_loss,
@@ -209,7 +216,7 @@ def small_model_path(arch: str, recipe: SmallRecipe | None = None, progress: boo
     if arch not in SMALL_ARCHS:
         raise ValueError(f"no small model for architecture {arch!r}; available: {', '.join(SMALL_ARCHS)}")
     recipe = recipe or SmallRecipe()
-    inputs = _inputs(recipe)
+    inputs = training_inputs(recipe)
     key = small_model_key(arch, recipe, inputs)
     directory = _entry_dir(arch, key)
     if _problem_with(directory, key) is None:

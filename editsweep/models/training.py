@@ -39,7 +39,7 @@ class SmallRecipe:
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    demo_buckets: int = 2  # demo solutions, sorted by length, in this many padded batches
+    demo_buckets: int = 4  # demo solutions, sorted by length, in this many padded batches (less padding)
     stdlib_chunks_per_step: int = 8
     stdlib_weight: float = 0.5
     chunk_tokens: int = 96
@@ -47,6 +47,7 @@ class SmallRecipe:
     seed: int = 0
     api_definitions: bool = True  # train on the demo APIs' new-API definitions and example calls (corpus)
     usage_drills_per_step: int = 2  # shuffled sequences of the example calls per step
+    versioned_solutions: bool = True  # also train the new-API solutions behind corpus.VERSION_MARKER
 
     def to_dict(self) -> dict:
         return asdict(self)
