@@ -12,12 +12,16 @@ the same cell directories. The readable subdir puts model, method, regime, subse
 front of that hash. The unedited baseline (`method=none`) makes no edit, so every regime gives
 the same numbers: it is normalised to the instant regime and its cell is shared.
 
+A cell on one of the project's own small models also carries that model's training key, so
+retraining it (new corpus, recipe or training code) starts new cells instead of reusing old ones.
+
 This module is imported by `launch.py`, the launcher plugin and the CLI; it imports only
 omegaconf/hydra at module level.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -207,11 +211,28 @@ def identity(cfg: Any) -> Dict[str, Any]:
         hparams.update((method.get("per_model") or {}).get(model_key(model)) or {})
         ident["method"] = {k: v for k, v in method.items() if k not in ("hparams", "per_model")}
         ident["method"]["hparams"] = hparams
+    if isinstance(model, dict) and model.get("path") is None:
+        weights = trained_weights_key(str(model.get("name", "")))
+        if weights is not None:  # retraining the project's small model must not reuse old cells
+            ident["model"] = {**model, "weights": weights}
     if is_baseline(cfg) and isinstance(ident.get("regime"), dict):
         regime = {k: v for k, v in ident["regime"].items() if k not in SEQUENTIAL_ONLY_KEYS}
         regime["name"] = RegimeName.instant.value
         ident["regime"] = regime
     return ident
+
+
+@functools.lru_cache(maxsize=8)
+def trained_weights_key(name: str) -> Optional[str]:
+    """The training key of a model the project trains itself (`small:<arch>`: a hash of its
+    training texts, recipe and training code), which decides its weights; None for other models."""
+    prefix, _, arch = name.partition(":")
+    if prefix != "small" or not arch:
+        return None
+    from editsweep.models.small import small_model_key
+    from editsweep.models.training import SmallRecipe
+
+    return small_model_key(arch, SmallRecipe())[:16]
 
 
 def model_key(model: Any) -> str:

@@ -74,6 +74,24 @@ def test_only_this_models_hyperparameters_are_part_of_the_identity() -> None:
     assert identity(base)["method"]["hparams"]["layers"] == [1]  # small_llama's per_model value
 
 
+def test_retraining_the_small_model_makes_new_cells(monkeypatch) -> None:
+    """Cells on the project's own small model carry its training key: a new corpus, recipe or
+    training code gives new cells instead of results of the old weights; hub models do not change."""
+    from editsweep import config_schema
+    from editsweep.models import small
+
+    small_cell, hub_cell = make("method=rome"), make("method=rome", "model=codellama_7b")
+    assert identity(small_cell)["model"]["weights"] == small.small_model_key("llama", small.SmallRecipe())[:16]
+    assert "weights" not in identity(hub_cell)["model"]
+    before = cell_id(small_cell), cell_id(hub_cell)
+    config_schema.trained_weights_key.cache_clear()
+    monkeypatch.setattr(small, "RECIPE_CODE_VERSION", small.RECIPE_CODE_VERSION + 1)
+    try:
+        assert cell_id(small_cell) != before[0] and cell_id(hub_cell) == before[1]
+    finally:
+        config_schema.trained_weights_key.cache_clear()
+
+
 def test_baseline_is_one_cell_whatever_the_regime() -> None:
     instant = make("method=none", "regime=instant")
     sequential = make("method=none", "regime=sequential")
