@@ -28,3 +28,17 @@ def register(subparsers) -> None:
         sub = names.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
         module.add_arguments(sub)
         sub.set_defaults(func=module.run)
+
+
+def run_named(name: str, argv: list[str] | None = None) -> int:
+    """Run benchmark `name` with its own command line (`benchmarks/<name>.py` calls this)."""
+    import argparse
+    import logging
+    import sys
+
+    module = importlib.import_module(BENCHMARKS[name])
+    parser = argparse.ArgumentParser(description=(module.__doc__ or "").strip().splitlines()[0])
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return module.run(args)

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import WANDB_CALLER_VARS, wandb_confined_vars
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,13 +29,8 @@ def slurm_cluster() -> str:
 @pytest.fixture
 def wandb_offline_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Real wandb, writing only under tmp_path, with no API key (so `auto` means offline)."""
-    root = tmp_path / "wandb-home"
-    for var, sub in (("WANDB_DIR", "dir"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data"),
-                     ("WANDB_CONFIG_DIR", "config"), ("WANDB_ARTIFACT_DIR", "artifacts")):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-        monkeypatch.setenv(var, str(root / sub))
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL", "WANDB_RUN_ID", "WANDB_RESUME"):
+    for var in WANDB_CALLER_VARS:
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NETRC", str(root / "netrc"))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    return root
+    for var, value in wandb_confined_vars(tmp_path).items():
+        monkeypatch.setenv(var, value)
+    return tmp_path / "wandb-home"

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from helpers import wandb_confined_env
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -35,21 +35,8 @@ def compose_with_hydra(overrides: list) -> object:
         return compose("config", overrides=overrides, return_hydra_config=True)
 
 
-def launch_env(root: Path) -> dict:
-    """An environment with W&B confined to `root` and no key or server of the caller's."""
-    env = dict(os.environ)
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL"):
-        env.pop(var, None)
-    for var, sub in (("WANDB_DIR", "dir"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data"),
-                     ("WANDB_CONFIG_DIR", "config")):
-        (root / "wandb-home" / sub).mkdir(parents=True, exist_ok=True)
-        env[var] = str(root / "wandb-home" / sub)
-    env["WANDB_SILENT"] = "true"
-    return env
-
-
 def run_launch(root: Path, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "launch.py", *arguments], cwd=REPO, env=launch_env(root),
+    return subprocess.run([sys.executable, "launch.py", *arguments], cwd=REPO, env=wandb_confined_env(root),
                           capture_output=True, text=True, timeout=timeout)
 
 

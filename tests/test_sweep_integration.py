@@ -20,6 +20,7 @@ import pytest
 
 from editsweep.store import CellStore, read_json
 from editsweep.tracking import flatten, offline_runs, read_offline_run
+from helpers import wandb_confined_env
 
 pytestmark = pytest.mark.slurm
 
@@ -34,24 +35,12 @@ SLURM = ["hydra/launcher=slurm_test"]
 SEQUENTIAL_ROME = "small_llama-rome-sequential-reliability-s0-"
 
 
-def sweep_env(root: Path) -> dict:
-    env = dict(os.environ)
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL"):
-        env.pop(var, None)
-    for var, sub in (("WANDB_DIR", "dir"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data"),
-                     ("WANDB_CONFIG_DIR", "config")):
-        (root / "wandb-home" / sub).mkdir(parents=True, exist_ok=True)
-        env[var] = str(root / "wandb-home" / sub)
-    env["WANDB_SILENT"] = "true"
-    return env
-
-
 def launch_args(root: Path, name: str, *args: str) -> list:
     return [sys.executable, "launch.py", "-m", *CELL_ARGS, f"sweep.root={root}", f"sweep.name={name}", *args]
 
 
 def launch(root: Path, name: str, *args: str, timeout: float = 420) -> subprocess.CompletedProcess:
-    return subprocess.run(launch_args(root, name, *args), cwd=REPO, env=sweep_env(root), capture_output=True,
+    return subprocess.run(launch_args(root, name, *args), cwd=REPO, env=wandb_confined_env(root), capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -124,7 +113,7 @@ def test_grid_completes_with_wandb_runs_matching_the_stores(reference: Path) -> 
 def test_scancelled_cell_fails_fast_and_a_rerun_matches_the_uninterrupted_grid(reference: Path) -> None:
     root = reference.parent
     sweep = root / "cut"
-    proc = subprocess.Popen(launch_args(root, "cut", *GRID, *SLURM), cwd=REPO, env=sweep_env(root),
+    proc = subprocess.Popen(launch_args(root, "cut", *GRID, *SLURM), cwd=REPO, env=wandb_confined_env(root),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: committed_first_unit(find_cell(sweep, SEQUENTIAL_ROME)), 300,
@@ -175,7 +164,7 @@ def test_sigkilled_sequential_cell_resumes_from_its_store_with_the_local_launche
     root = reference.parent
     sweep = root / "killed"
     args = ["method=rome", "regime=sequential", "hydra/launcher=local"]
-    proc = subprocess.Popen(launch_args(root, "killed", *args), cwd=REPO, env=sweep_env(root),
+    proc = subprocess.Popen(launch_args(root, "killed", *args), cwd=REPO, env=wandb_confined_env(root),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: committed_first_unit(find_cell(sweep, SEQUENTIAL_ROME)), 300,

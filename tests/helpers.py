@@ -1,0 +1,27 @@
+"""Plain helpers shared by test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: W&B variables of the caller that must not reach a test's runs (a key, a server, a run to resume)
+WANDB_CALLER_VARS = ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL", "WANDB_RUN_ID", "WANDB_RESUME")
+
+
+def wandb_confined_vars(root: Path) -> dict[str, str]:
+    """Variables that make real wandb write only under `root` and never find a key (`auto` = offline)."""
+    home = root / "wandb-home"
+    values = {"NETRC": str(home / "netrc"), "WANDB_SILENT": "true"}
+    for var, sub in (("WANDB_DIR", "dir"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data"),
+                     ("WANDB_CONFIG_DIR", "config"), ("WANDB_ARTIFACT_DIR", "artifacts")):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+        values[var] = str(home / sub)
+    return values
+
+
+def wandb_confined_env(root: Path) -> dict[str, str]:
+    """This process's environment for a subprocess, with W&B confined to `root`."""
+    env = {k: v for k, v in os.environ.items() if k not in WANDB_CALLER_VARS}
+    env.update(wandb_confined_vars(root))
+    return env
