@@ -487,6 +487,30 @@ def test_a_sweep_over_seeds_keeps_them_apart(tmp_path):
         "rq1_instant_tiny-coder_s0.png", "rq1_instant_tiny-coder_s1.png"]
 
 
+def test_cells_with_the_same_coordinates_are_told_apart(tmp_path):
+    """Cells of an older model version left in the sweep (same labels, another config) are shown
+    side by side with their cell ids, and a note says what differs; nothing is pooled."""
+    sweep = tmp_path / "sweep"
+    write_cell(sweep, "base", "none", "instant", "reliability",
+               [samples_of(0, "p1", "reliability", "PPPPP", "wwwww")], last_step=0)
+    new = write_cell(sweep, "rome_new", "rome", "instant", "reliability",
+                     [samples_of(0, "p1", "reliability", "PPPZZ", "cccll")], last_step=0)
+    old = write_cell(sweep, "rome_old", "rome", "instant", "reliability",
+                     [samples_of(0, "p1", "reliability", "ZZZZZ", "lllll")], last_step=0)
+    for path, weights in ((new, "k2"), (old, "k1")):
+        meta = json.loads((path / "cell.json").read_text())
+        meta["config"] = {"model": {"name": "tiny:coder", "weights": weights}, "seed": 0}
+        (path / "cell.json").write_text(json.dumps(meta))
+    out = tmp_path / "out"
+    text = build_report(sweep, out).read_text()
+    rows = read_csv(out, "rq1_instant")
+    assert_values(pick(rows, method="rome", cell_id="rome_new"), {"full@1": 60})
+    assert_values(pick(rows, method="rome", cell_id="rome_old"), {"full@1": 0})
+    assert "| model | cell_id | method | subset |" in text
+    assert "2 cells share these coordinates (cell ids rome_new, rome_old)" in text
+    assert "model.weights (k2 / k1)" in text
+
+
 def test_a_cell_that_has_only_just_started(tmp_path):
     """cell.json written, nothing committed yet: shown as in progress with no numbers, in every table
     and figure, without breaking anything."""

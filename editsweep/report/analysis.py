@@ -33,6 +33,31 @@ def row_order(row: dict) -> tuple:
             subset_rank(row["subset"]), row.get("n_edits") or 0)
 
 
+def shared_coordinates(cells: list[Cell]) -> list[str]:
+    """A note per set of cells with the same coordinates but different configs (e.g. cells of an
+    older small model left in the sweep after retraining, or a hand-changed hyperparameter): the
+    tables show them side by side, told apart by a `cell_id` column, and the note says what differs."""
+    from editsweep.tracking import flatten
+
+    groups: dict = {}
+    for cell in cells:
+        groups.setdefault(cell.key, []).append(cell)
+    notes = []
+    for key, group in groups.items():
+        if len(group) < 2:
+            continue
+        configs = [flatten(c.config, sep=".") for c in group]
+        names = sorted(set().union(*configs))
+        differ = [n for n in names if len({repr(c.get(n)) for c in configs}) > 1]
+        shown = ", ".join(f"{n} ({' / '.join(str(c.get(n, '–')) for c in configs)})" for n in differ[:4])
+        more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
+        notes.append(f"`{key.label()}`: {len(group)} cells share these coordinates "
+                     f"(cell ids {', '.join(c.cell_id for c in group)}); their configs differ in "
+                     f"{shown or 'nothing recorded'}{more}. The tables show them side by side with their "
+                     f"`cell_id`; give each version of an experiment its own `sweep.name` to keep them apart")
+    return notes
+
+
 @dataclass
 class Analysis:
     """A sweep's cells with their counts, and the lookups every table needs."""
@@ -68,6 +93,7 @@ class Analysis:
                                 f"{error_headline(path / 'error.txt')}")
             else:
                 warnings.append(f"{path}: looks like a cell store but has no readable cell.json; not reported")
+        warnings.extend(shared_coordinates(present))
         analysis = cls(sweep=sweep, data=data, warnings=warnings)
         for cell in present:
             warnings.extend(analysis.check_result(cell))

@@ -69,6 +69,7 @@ class Cell:
     progress: dict = field(default_factory=dict)
     edit_steps: int = 0              # lines of edits.jsonl
     overrides: list[str] = field(default_factory=list)  # the cell's Hydra overrides, when recorded
+    config: dict = field(default_factory=dict)  # the identity config of cell.json (what the cell computes)
 
     @property
     def subsets(self) -> tuple[str, ...]:
@@ -130,7 +131,8 @@ def read_cell(path: Path) -> Cell:
     if key.subset not in SUBSETS + ("all",):
         raise ReportInputError(f"{path / 'cell.json'}: subset {key.subset!r} is not one of "
                                f"{', '.join(SUBSETS + ('all',))}")
-    cell = Cell(key=key, state=IN_PROGRESS, path=path, cell_id=str(meta.get("cell_id") or path.name))
+    cell = Cell(key=key, state=IN_PROGRESS, path=path, cell_id=str(meta.get("cell_id") or path.name),
+                config=meta.get("config") if isinstance(meta.get("config"), dict) else {})
     if (path / "result.json").exists():
         cell.state = DONE
         cell.result = _read_json(path / "result.json")

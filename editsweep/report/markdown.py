@@ -23,8 +23,15 @@ PAPER_HEADLINES = (
 
 
 def _variant_columns(rows: list[dict]) -> list[str]:
-    """data / seed columns, only when the sweep varies them."""
-    return [name for name in ("data", "seed") if len({r.get(name) for r in rows}) > 1]
+    """data / seed columns, only when the sweep varies them; `cell_id` when cells share coordinates."""
+    columns = [name for name in ("data", "seed") if len({r.get(name) for r in rows}) > 1]
+    ids: dict = {}
+    for r in rows:
+        coordinates = tuple(r.get(k) for k in ("model", "data", "seed", "method", "regime", "subset", "evaluation"))
+        ids.setdefault(coordinates, set()).add(r.get("cell_id"))
+    if any(len(found) > 1 for found in ids.values()):
+        columns.append("cell_id")
+    return columns
 
 
 def _state(row: dict) -> str:
