@@ -4,7 +4,9 @@
 (or resumes) the cell store in `<sweep.root>/<sweep.name>/<cell subdir>/`, starts the W&B run,
 runs the regime (editsweep.regimes) unit by unit, logs the per-sample table and summary,
 writes `result.json` last, and returns a small JSON-able dict. On failure it writes the
-traceback to `error.txt`, closes the W&B run with exit code 1 and re-raises. A finished cell
+traceback to `error.txt`, closes the W&B run with exit code 1 and re-raises. On SIGTERM (scancel,
+preemption) it stops after the unit it is on and leaves without a result or an error of its own
+(`regimes.CellStopped`). A finished cell
 (result.json present) returns at once. Nothing here branches on the editing method.
 """
 
@@ -183,6 +185,7 @@ def run_cell_from_hydra(cfg: Any) -> Dict[str, Any]:
 def run_cell(cfg: Any, cell_dir: Optional[Path] = None) -> Dict[str, Any]:
     """Run (or resume, or skip when done) one cell; returns a small JSON-able dict."""
     from editsweep.config_schema import cell_id as compute_cell_id
+    from editsweep.regimes import CellStopped
     from editsweep.config_schema import cell_labels, cell_subdir, identity, is_baseline, validate_config
     from editsweep.store import CellStore
     from editsweep.tracking import Tracker, run_id_for
@@ -239,6 +242,10 @@ def run_cell(cfg: Any, cell_dir: Optional[Path] = None) -> Dict[str, Any]:
         tracker.finish(exit_code=0)
         log.info("cell %s done: %d samples in %.1fs", cell_dir.name, result["n_samples"], result["wall_s"])
         return _small_result(result)
+    except CellStopped as stopped:  # scancel or preemption: no result and no error of our own
+        log.warning("cell %s stopped: %s", cell_dir.name, stopped)
+        tracker.finish(exit_code=1)
+        raise
     except Exception:
         text = traceback.format_exc()
         log.error("cell %s failed:\n%s", cell_dir.name, text)

@@ -241,9 +241,14 @@ def peak_memory_gb() -> float:
 
 # --- the regimes ------------------------------------------------------------------------------------
 
-class CellStopped(RuntimeError):
+class CellStopped(BaseException):
     """Raised at a unit boundary when the cell was asked to stop (SIGTERM from scancel or preemption):
-    the committed units stay, nothing half-done is written, and a rerun resumes after them."""
+    the committed units stay, nothing half-done is written, and a rerun resumes after them.
+
+    A BaseException, like KeyboardInterrupt: the scheduler is taking the job away, so the job must
+    end without a result. Hydra and submitit catch only Exception, so no failed result is pickled;
+    the launcher then sees the job's own state: CANCELLED after scancel (reported as such), or
+    requeued after preemption (waited for: the requeued job resumes from the store)."""
 
 
 @dataclass

@@ -129,15 +129,13 @@ def test_scancelled_cell_fails_fast_and_a_rerun_matches_the_uninterrupted_grid(r
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 1, output[-4000:]
-    # scancel sends SIGTERM: the cell stops after the unit it is on and reports why; a unit longer than
-    # Slurm's KillWait (5 s in slurm/up.sh) is SIGKILLed instead and the launcher reports the lost job
-    stopped = f"{target.name}: FAILED: editsweep.regimes.CellStopped: stopped after committing unit"
-    lost = f"{target.name}: FAILED: job {job} CANCELLED without a result"
-    assert stopped in output or lost in output, output[-4000:]
+    # scancel sends SIGTERM: the cell stops after the unit it is on and its job ends without a result
+    # (editsweep.regimes.CellStopped), so the launcher reports the job as Slurm ended it
+    assert f"{target.name}: FAILED: job {job} CANCELLED without a result" in output, output[-4000:]
     assert "3 cell(s) done, 1 failed" in output
     assert returned_after < 120 + 60, f"launcher returned {returned_after:.0f}s after the scancel"
     error = (target / "error.txt").read_text()
-    assert ("SIGTERM" in error) if stopped in output else ("CANCELLED" in error), error
+    assert "CANCELLED" in error, error
     interrupted_units = CellStore.open(target).last_step
     # the cancelled cell stopped well before its eighth and last evaluation point
     assert interrupted_units is not None and interrupted_units < 8 and not (target / "result.json").exists()
