@@ -10,25 +10,13 @@ No `sacct` is needed: Slurm states come from `squeue`, when it is available.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
-import socket
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 STATES = ("done", "running", "failed", "pending")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _slurm_states(job_ids: List[str]) -> Dict[str, Optional[str]]:
@@ -96,9 +84,10 @@ def collect(sweep_dir: Path) -> List[Dict[str, Any]]:
 def _is_alive(running: Dict[str, Any], job_state: Optional[str], alive_states: Any) -> bool:
     if job_state is not None:
         return job_state in alive_states
-    if running.get("host") == socket.gethostname() and running.get("pid"):
-        return _pid_alive(int(running["pid"]))
-    return True  # another host and no squeue answer: trust the marker
+    from editsweep.store import marker_process_alive
+
+    alive = marker_process_alive(running)
+    return True if alive is None else alive  # another host and no squeue answer: trust the marker
 
 
 def _ago(timestamp: Optional[float]) -> str:

@@ -242,6 +242,20 @@ class CellStore:
             pass
 
 
+def marker_process_alive(marker: Dict[str, Any]) -> Optional[bool]:
+    """Whether the process a running.json marker names is alive: None when it cannot be told from
+    here (the marker was written on another host, or names no pid)."""
+    if not marker.get("pid") or marker.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(int(marker["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
 # --- the sweep-level launch log ------------------------------------------------------------------
 
 LAUNCHES_FILE = "launches.jsonl"

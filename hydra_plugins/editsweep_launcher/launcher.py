@@ -17,8 +17,6 @@ What it adds to hydra-submitit-launcher (see notes/orchestration.md for why each
 
 import json
 import logging
-import os
-import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -198,14 +196,14 @@ class _EditsweepLauncherMixin:
     def _find_running(self, cells: List[_Cell], sweep_dir: Path) -> None:
         """Cells still queued or running from an earlier launch (whose launcher died) are waited
         for, never submitted twice: two jobs on one cell store would duplicate its samples."""
-        from editsweep.store import read_json, read_launches
+        from editsweep.store import marker_process_alive, read_json, read_launches
 
         launches = read_launches(sweep_dir)
         markers = {c.index: read_json(c.dir / "running.json") or {} for c in cells}
         if self._EXECUTOR != "slurm":
             for cell in cells:
                 marker = markers[cell.index]
-                if marker.get("pid") and marker.get("host") == socket.gethostname() and _pid_alive(int(marker["pid"])):
+                if marker_process_alive(marker):
                     cell.result = _failed(cell, f"cell {cell.dir.name} is already running in process {marker['pid']} "
                                                 "(started by another launch); not started twice")
                     log.error("#%d %s: already running in process %s; not started twice", cell.index, cell.dir.name,
@@ -367,16 +365,6 @@ def _sweep_subdir(cfg: DictConfig) -> str:
         raise ConfigError(f"hydra.sweep.subdir={raw} depends on the job number; the resumable launcher finds "
                           "cells by their directory, so keep the default ${editsweep_cell_subdir:}")
     return str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _load_function(spec: Optional[str]) -> Any:
