@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 #: W&B variables of the caller that must not reach a test's runs (a key, a server, a run to resume)
@@ -25,3 +26,12 @@ def wandb_confined_env(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in WANDB_CALLER_VARS}
     env.update(wandb_confined_vars(root))
     return env
+
+
+def wait_for(predicate, timeout: float, what: str, poll_s: float = 0.2) -> None:
+    """Poll `predicate` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(poll_s)

@@ -20,7 +20,7 @@ import pytest
 
 from editsweep.store import CellStore, read_json
 from editsweep.tracking import flatten, offline_runs, read_offline_run
-from helpers import wandb_confined_env
+from helpers import wait_for, wandb_confined_env
 
 pytestmark = pytest.mark.slurm
 
@@ -51,14 +51,6 @@ def comparable(samples: list) -> list:
 
 def cells_of(sweep: Path) -> dict:
     return {p.parent.name: p.parent for p in sweep.glob("*/cell.json")}
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def committed_first_unit(cell_dir: Path) -> bool:

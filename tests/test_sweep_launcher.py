@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_for
 
 APP = textwrap.dedent('''
     import json, os, threading, time
@@ -129,14 +130,6 @@ def squeue(job_id: str) -> str:
     out = subprocess.run(["squeue", "-h", "--states=all", "-r", "-j", job_id.split("_")[0], "-o", "%i|%T"],
                          capture_output=True, text=True).stdout
     return dict(line.split("|") for line in out.split()).get(job_id, "")
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.3)
 
 
 def launched_jobs(app: Path) -> dict:
