@@ -13,6 +13,7 @@ exclusive file lock, so parallel sweep cells or pytest workers train each model 
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -65,7 +66,11 @@ class TrainingInputs:
         return [p + r for p, r in self.pairs + self.versioned] + self.definitions + self.stdlib
 
 
+@functools.lru_cache(maxsize=4)
 def training_inputs(recipe: SmallRecipe) -> TrainingInputs:
+    """The texts of `recipe`, read once per process: a cell asks for them twice (its identity's
+    training key, then loading the model), and reading them means rewriting the demo solutions.
+    Shared between callers: treat the lists as read-only."""
     from editsweep.models.corpus import api_definitions, api_usages, demo_pairs, stdlib_texts, versioned_pairs
 
     definitions = api_definitions() if recipe.api_definitions else []
