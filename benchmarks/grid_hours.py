@@ -64,7 +64,6 @@ def cell_method(cell_dir: Path) -> str:
 
 
 def measure(instant_dirs: list[Path], sequential_dir: Path) -> dict:
-    instant_dirs = [instant_dirs] if isinstance(instant_dirs, Path) else list(instant_dirs)
     methods = [cell_method(d) for d in instant_dirs]
     if len(set(methods)) != len(methods):
         raise SystemExit(f"one instant cell per method expected, got methods {methods}")

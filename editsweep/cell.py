@@ -258,7 +258,7 @@ def run_cell(cfg: Any, cell_dir: Optional[Path] = None) -> Dict[str, Any]:
 
 def _run_regime(plain: Dict[str, Any], store: Any, tracker: Any, cid: str, cell_name: str,
                 labels: Mapping[str, str], started: float,
-                stop_requested: Any = lambda: None) -> Dict[str, Any]:
+                stop_requested: Any) -> Dict[str, Any]:
     from editsweep.benchmark import ensure_benchmark, load_benchmark, load_catalog
     from editsweep.editing import editor_class
     from editsweep.regimes import REGIMES, Evaluator, RegimeRun, build_plan, final_metrics
