@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -35,3 +36,12 @@ def wait_for(predicate, timeout: float, what: str, poll_s: float = 0.2) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(poll_s)
+
+
+def scancel_and_collect(proc: subprocess.Popen, job: str, timeout: float) -> tuple[str, float]:
+    """`scancel` a launched job, then the launcher's output and how many seconds after the scancel
+    it returned."""
+    subprocess.run(["scancel", job], check=True)
+    cancelled = time.monotonic()
+    output, _ = proc.communicate(timeout=timeout)
+    return output, time.monotonic() - cancelled

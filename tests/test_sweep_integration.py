@@ -20,7 +20,7 @@ import pytest
 
 from editsweep.store import CellStore, read_json
 from editsweep.tracking import flatten, offline_runs, read_offline_run
-from helpers import wait_for, wandb_confined_env
+from helpers import scancel_and_collect, wait_for, wandb_confined_env
 
 pytestmark = pytest.mark.slurm
 
@@ -114,10 +114,7 @@ def test_scancelled_cell_fails_fast_and_a_rerun_matches_the_uninterrupted_grid(r
         target = find_cell(sweep, SEQUENTIAL_ROME)
         launches = [json.loads(line) for line in (sweep / "launches.jsonl").read_text().splitlines()]
         job = next(r["job_id"] for r in launches if r["cell"] == target.name)
-        subprocess.run(["scancel", job], check=True)
-        cancelled = time.monotonic()
-        output, _ = proc.communicate(timeout=300)
-        returned_after = time.monotonic() - cancelled
+        output, returned_after = scancel_and_collect(proc, job, timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()

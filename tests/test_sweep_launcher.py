@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import wait_for
+from helpers import scancel_and_collect, wait_for
 
 APP = textwrap.dedent('''
     import json, os, threading, time
@@ -172,10 +172,7 @@ def test_cell_cancelled_from_outside_is_reported_failed_without_sacct(app: Path,
         wait_for(lambda: "cell_7_sleep" in launched_jobs(app), 60, "the submission")
         job = launched_jobs(app)["cell_7_sleep"]
         wait_for(lambda: squeue(job) == "RUNNING" and (app / "sweep/cell_7_sleep/pid").exists(), 60, "the cell to run")
-        subprocess.run(["scancel", job], check=True)
-        cancelled = time.monotonic()
-        output, _ = proc.communicate(timeout=120)
-        reported_after = time.monotonic() - cancelled
+        output, reported_after = scancel_and_collect(proc, job, timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
